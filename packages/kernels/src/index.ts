@@ -1,0 +1,12 @@
+export type { AvgPool2dOptions } from './avg-pool2d/spec.js';
+export type { Backend } from './backends/backend.js';
+export { reference } from './backends/reference.js';
+export type { BatchNorm2dOptions, BatchNorm2dSaved } from './batch-norm2d/spec.js';
+export type { ChannelShuffleOptions } from './channel-shuffle/spec.js';
+export type { Pad4, Padding, Pair } from './common/args.js';
+export type { Conv2dOptions } from './conv2d/spec.js';
+export type { DepthwiseConv2dOptions } from './depthwise-conv2d/spec.js';
+export type { LinearOptions } from './linear/spec.js';
+export type { MaxPool2dOptions, MaxPool2dSaved } from './max-pool2d/spec.js';
+export * from './ops.js';
+export type { Labels, SoftmaxCrossEntropyOptions } from './softmax-cross-entropy/spec.js';

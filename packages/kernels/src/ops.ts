@@ -1,0 +1,38 @@
+import { reference } from './backends/reference.js';
+
+/*
+ * The top-level functions: every op, forward and backward, on the fastest synchronous CPU backend
+ * present. Until the fast CPU backend lands that is the reference.
+ */
+export const {
+  conv2d,
+  conv2dBackward,
+  depthwiseConv2d,
+  depthwiseConv2dBackward,
+  channelShuffle,
+  channelShuffleBackward,
+  maxPool2d,
+  maxPool2dWithSaved,
+  maxPool2dBackward,
+  avgPool2d,
+  avgPool2dBackward,
+  globalAvgPool2d,
+  globalAvgPool2dBackward,
+  batchNorm2d,
+  batchNorm2dWithSaved,
+  batchNorm2dBackward,
+  relu,
+  reluBackward,
+  add,
+  addBackward,
+  concat,
+  concatBackward,
+  split,
+  splitBackward,
+  flatten,
+  flattenBackward,
+  linear,
+  linearBackward,
+  softmaxCrossEntropy,
+  softmaxCrossEntropyBackward,
+} = reference;
