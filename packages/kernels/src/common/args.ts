@@ -68,7 +68,8 @@ export function positivePair(op: string, argument: string, value: unknown): [num
 
 function toPair(op: string, argument: string, value: unknown): [number, number] {
   if (typeof value === 'number') return [value, value];
-  if (Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === 'number')) return [value[0] as number, value[1] as number];
+  if (Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === 'number'))
+    return [value[0] as number, value[1] as number];
   return fail(op, argument, 'a number or [h, w]', value);
 }
 
