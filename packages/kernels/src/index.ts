@@ -6,6 +6,7 @@ export type { ChannelShuffleOptions } from './channel-shuffle/spec.js';
 export type { Pad4, Padding, Pair } from './common/args.js';
 export type { Conv2dOptions } from './conv2d/spec.js';
 export type { DepthwiseConv2dOptions } from './depthwise-conv2d/spec.js';
+export { checkGpuMode, GPU_MODES, type GpuMode, type GpuModeStatus, GpuUnavailableError, openGpu } from './gpu/modes.js';
 export type { LinearOptions } from './linear/spec.js';
 export type { MaxPool2dOptions, MaxPool2dSaved } from './max-pool2d/spec.js';
 export * from './ops.js';
