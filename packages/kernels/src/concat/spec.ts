@@ -24,7 +24,7 @@ export interface ConcatGeometry {
 /** Validates concat's inputs (`op` names the caller, so the backward reports as itself). */
 export function concatGeometry(xs: readonly Tensor[], op: 'concat' | 'concatBackward' = 'concat'): ConcatGeometry {
   if (!Array.isArray(xs) || xs.length === 0) fail(op, 'xs', 'a non-empty array of tensors', xs);
-  xs.forEach((x, i) => checkTensor(op, `xs[${i}]`, x, 4));
+  for (const [i, x] of xs.entries()) checkTensor(op, `xs[${i}]`, x, 4);
   const [first] = xs as [Tensor];
   const [batch, , height, width] = first.shape as [number, number, number, number];
   xs.forEach((x, i) => {

@@ -90,7 +90,7 @@ async function prepareHeadlessGl(GPUClass: typeof GPU): Promise<void> {
   checkGlModeFree('headlessgl');
   let createGl: (width: number, height: number) => unknown;
   try {
-    createGl = ((await import('gl')) as unknown as { default: typeof createGl }).default;
+    createGl = (await import('gl')).default;
   } catch (error) {
     throw new GpuUnavailableError(
       'headlessgl',

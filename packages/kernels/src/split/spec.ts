@@ -1,4 +1,4 @@
-import { fail, type Tensor } from '@shuffle/core';
+import { describe, fail, type Tensor } from '@shuffle/core';
 import { checkSameDType, checkSameLayout, checkShapeEquals, checkTensor } from '../common/args.js';
 
 export interface SplitOps {
@@ -32,7 +32,7 @@ export function splitGeometry(x: Tensor, sizes: readonly number[], op: 'split' |
     offsets.push(total);
     total += s;
   }
-  if (total !== channels) fail(op, 'sizes', `sizes summing to x's channel count ${channels}`, `${sizes.join(' + ')} = ${total}`);
+  if (total !== channels) fail(op, 'sizes', `sizes summing to x's channel count ${channels}`, `${describe(sizes)} (sum ${total})`);
   return { batch, channels, height, width, sizes: [...sizes], offsets };
 }
 
@@ -42,7 +42,7 @@ export function splitBackwardGeometry(dys: readonly Tensor[], x: Tensor, sizes: 
   const geometry = splitGeometry(x, sizes, op);
   const { batch, height, width } = geometry;
   if (!Array.isArray(dys) || dys.length !== geometry.sizes.length) {
-    fail(op, 'dys', `an array of ${geometry.sizes.length} tensors (one per piece)`, Array.isArray(dys) ? `${dys.length} tensors` : dys);
+    fail(op, 'dys', `an array of ${geometry.sizes.length} tensors (one per piece)`, Array.isArray(dys) ? dys.length : dys);
   }
   const named: Record<string, Tensor> = { x };
   dys.forEach((dy, i) => {
