@@ -22,10 +22,10 @@ export interface Comparison {
 /**
  * Compares two tensors element by element at the same logical index, so their layouts and dtypes may
  * differ. An element passes when |actual - expected| <= atol + rtol * |expected| (numpy's `allclose`
- * rule); NaN matches NaN and an infinity matches the same infinity.
+ * rule); NaN matches only NaN and an infinity only the same infinity.
  */
 export function compareTensors(actual: Tensor, expected: Tensor, { atol = 0, rtol = 0 }: Partial<Tolerance> = {}): Comparison {
-  if (!(atol >= 0 && rtol >= 0)) fail('compareTensors', 'tolerance', 'atol >= 0 and rtol >= 0', { atol, rtol });
+  if (!(atol >= 0 && rtol >= 0)) fail('compareTensors', 'tolerance', 'atol >= 0 and rtol >= 0', `atol=${atol}, rtol=${rtol}`);
   const shapesMatch = actual.shape.length === expected.shape.length && actual.shape.every((d, i) => d === expected.shape[i]);
   const result: Comparison = { ok: shapesMatch, shapesMatch, maxAbsError: 0, maxRelError: 0, firstMismatch: null, mismatches: 0 };
   if (!shapesMatch) return result;
@@ -35,11 +35,13 @@ export function compareTensors(actual: Tensor, expected: Tensor, { atol = 0, rto
     const av = a[i] as number;
     const ev = e[i] as number;
     if (Object.is(av, ev) || av === ev || (Number.isNaN(av) && Number.isNaN(ev))) continue;
-    const abs = Math.abs(av - ev);
-    const absError = Number.isNaN(abs) ? Number.POSITIVE_INFINITY : abs;
+    // Past the equality test, a NaN or an infinity on either side is a mismatch whatever the tolerance
+    // (rtol * |Infinity| would otherwise let any number match an infinity).
+    const finite = Number.isFinite(av) && Number.isFinite(ev);
+    const absError = finite ? Math.abs(av - ev) : Number.POSITIVE_INFINITY;
     result.maxAbsError = Math.max(result.maxAbsError, absError);
-    if (ev !== 0) result.maxRelError = Math.max(result.maxRelError, absError / Math.abs(ev));
-    if (!(absError <= atol + rtol * Math.abs(ev))) {
+    if (ev !== 0) result.maxRelError = Math.max(result.maxRelError, finite ? absError / Math.abs(ev) : Number.POSITIVE_INFINITY);
+    if (!(finite && absError <= atol + rtol * Math.abs(ev))) {
       result.mismatches++;
       result.ok = false;
       result.firstMismatch ??= { index: unravel(i, expected.shape), actual: av, expected: ev };

@@ -14,18 +14,19 @@ export class Rng {
   private spareNormal: number | undefined;
 
   constructor(seed: number) {
-    if (!Number.isInteger(seed)) fail('Rng', 'seed', 'an integer', seed);
-    // splitmix32 spreads any seed (0 included) over the 128-bit state, which must not be all zero.
+    if (!Number.isSafeInteger(seed)) fail('Rng', 'seed', 'a safe integer (|seed| <= 2^53 - 1)', seed);
+    // splitmix32 spreads the seed's low 32 bits (0 included) over the 128-bit state, which must not be all zero.
     let x = seed >>> 0;
     const next = () => {
       x = (x + 0x9e3779b9) | 0;
-      let z = x;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-      return (z ^ (z >>> 16)) >>> 0;
+      return fmix32(x);
     };
     this.s0 = next();
-    this.s1 = next();
+    // The seed's high part (0 for seeds in [0, 2^32)) goes into s1 alone, through fmix32, a bijection that
+    // keeps 0: seeds with different low parts differ in s0, seeds with the same low part differ in s1, and s0, s2
+    // (fmix32 of low + 0x9e3779b9 and low + 3 * 0x9e3779b9, never both 0) keep the state nonzero. The first
+    // output is made from s1, so such seeds differ from their first number on.
+    this.s1 = (next() ^ fmix32(Math.floor(seed / 2 ** 32))) >>> 0;
     this.s2 = next();
     this.s3 = next();
   }
@@ -85,6 +86,13 @@ export class Rng {
     }
     return items;
   }
+}
+
+/** MurmurHash3's 32-bit finalizer: a bijection of the 32-bit integers that mixes every input bit into every output bit. */
+function fmix32(z: number): number {
+  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+  return (z ^ (z >>> 16)) >>> 0;
 }
 
 function rotl(x: number, k: number): number {

@@ -53,28 +53,35 @@ export class Tensor {
 
   /** Position in `data` of a logical index (checked). */
   offset(index: readonly number[]): number {
-    if (index.length !== this.shape.length) {
-      fail('Tensor.offset', 'index', `${this.shape.length} coordinates for shape ${describe(this.shape)}`, index);
-    }
-    let offset = 0;
-    for (let d = 0; d < index.length; d++) {
-      const i = index[d] as number;
-      const extent = this.shape[d] as number;
-      if (!Number.isInteger(i) || i < 0 || i >= extent) {
-        fail('Tensor.offset', `index[${d}]`, `an integer in [0, ${extent - 1}] for shape ${describe(this.shape)}`, i);
-      }
-      offset += i * (this.strides[d] as number);
-    }
-    return offset;
+    return this.locate('Tensor.offset', index);
   }
 
   /** The element at a logical index, e.g. `t.get([n, c, h, w])` in either layout. */
   get(index: readonly number[]): number {
-    return this.data[this.offset(index)] as number;
+    return this.data[this.locate('Tensor.get', index)] as number;
   }
 
   set(index: readonly number[], value: number): void {
-    this.data[this.offset(index)] = value;
+    this.data[this.locate('Tensor.set', index)] = value;
+  }
+
+  /** `offset`, with errors that name the method the caller used. */
+  private locate(op: string, index: readonly number[]): number {
+    const shape = this.shape;
+    if (!Array.isArray(index) || index.length !== shape.length) {
+      fail(op, 'index', `an array of ${shape.length} coordinates for shape ${describe(shape)}`, index);
+    }
+    if (this.size === 0) fail(op, 'index', `an index into a tensor with elements (shape ${describe(shape)} has none)`, index);
+    let offset = 0;
+    for (let d = 0; d < index.length; d++) {
+      const i = index[d] as number;
+      const extent = shape[d] as number;
+      if (!Number.isInteger(i) || i < 0 || i >= extent) {
+        fail(op, `index[${d}]`, `an integer in [0, ${extent - 1}] for shape ${describe(shape)}`, i);
+      }
+      offset += i * (this.strides[d] as number);
+    }
+    return offset;
   }
 
   /** The same logical tensor stored in `layout`; returns `this` when it already is. */
@@ -173,12 +180,7 @@ export function tensor(
 }
 
 export function full(shape: readonly number[], value: number, options: TensorOptions = {}): Tensor {
-  const op = 'full';
-  checkShape(op, shape);
-  if (typeof value !== 'number') fail(op, 'value', 'a number', value);
-  const t = empty(op, shape, options);
-  t.data.fill(value);
-  return t;
+  return filled('full', shape, value, options);
 }
 
 export function zeros(shape: readonly number[], options: TensorOptions = {}): Tensor {
@@ -186,11 +188,12 @@ export function zeros(shape: readonly number[], options: TensorOptions = {}): Te
 }
 
 export function ones(shape: readonly number[], options: TensorOptions = {}): Tensor {
-  return full(shape, 1, options);
+  return filled('ones', shape, 1, options);
 }
 
 /** A zero-filled tensor of the same shape, layout and dtype as `like`. */
 export function zerosLike(like: Tensor): Tensor {
+  if (!(like instanceof Tensor)) fail('zerosLike', 'like', 'a Tensor', like);
   return new Tensor(like.dtype === 'float64' ? new Float64Array(like.size) : new Float32Array(like.size), like.shape, like.layout);
 }
 
@@ -226,15 +229,24 @@ export function checkShape(op: string, shape: unknown): asserts shape is readonl
   });
 }
 
-function checkLayout(op: string, layout: unknown, shape: readonly number[]): asserts layout is Layout {
+/** Throws unless `layout` is a layout that `shape` may have (NHWC only for 4-D shapes). */
+export function checkLayout(op: string, layout: unknown, shape: readonly number[]): asserts layout is Layout {
   if (layout !== 'NCHW' && layout !== 'NHWC') fail(op, 'layout', "'NCHW' or 'NHWC'", JSON.stringify(layout));
   if (layout === 'NHWC' && shape.length !== 4) {
     fail(op, 'layout', `'NCHW' (row-major) for a ${shape.length}-D tensor; NHWC applies to 4-D tensors only`, "'NHWC'");
   }
 }
 
-function checkDType(op: string, dtype: unknown): asserts dtype is DType {
+export function checkDType(op: string, dtype: unknown): asserts dtype is DType {
   if (dtype !== 'float32' && dtype !== 'float64') fail(op, 'dtype', "'float32' or 'float64'", JSON.stringify(dtype));
+}
+
+function filled(op: string, shape: readonly number[], value: number, options: TensorOptions): Tensor {
+  checkShape(op, shape);
+  if (typeof value !== 'number') fail(op, 'value', 'a number', value);
+  const t = empty(op, shape, options);
+  t.data.fill(value);
+  return t;
 }
 
 function empty(op: string, shape: readonly number[], { layout = 'NCHW', dtype = 'float32' }: TensorOptions): Tensor {
