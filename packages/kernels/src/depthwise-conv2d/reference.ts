@@ -1,7 +1,127 @@
-import type { DepthwiseConv2dOps } from './spec.js';
+import { allocLike, indexer4 } from '../common/indexing.js';
+import { checkDepthwiseConv2dBackward, type DepthwiseConv2dOps, type DepthwiseConv2dOptions, depthwiseConv2dGeometry } from './spec.js';
 
-// TODO(in progress): placeholder until the reference lands in this branch.
-const notYet = (): never => {
-  throw new Error('depthwiseConv2d: not implemented yet');
+/*
+ * Each output channel o filters one input channel, c = floor(o / m), with its own kernel w[o, 0]:
+ *
+ *   y[n, o, i, j] = b[o] + sum_{p < kH} sum_{q < kW} w[o, 0, p, q] * x[n, c, h, v]
+ *   with h = i*strideH - padTop + p*dilationH,  v = j*strideW - padLeft + q*dilationW,
+ *
+ * and x read as zero wherever (h, v) falls in the padding. This is conv2d with groups = C, written out
+ * without the (one-element) sum over the input channels of a group.
+ */
+export const depthwiseConv2dReference: DepthwiseConv2dOps = {
+  depthwiseConv2d(x, weight, options?: DepthwiseConv2dOptions) {
+    const {
+      batch,
+      inHeight,
+      inWidth,
+      outChannels,
+      outHeight,
+      outWidth,
+      multiplier,
+      kernelHeight,
+      kernelWidth,
+      strideHeight,
+      strideWidth,
+      dilationHeight,
+      dilationWidth,
+      pad,
+      bias,
+    } = depthwiseConv2dGeometry('depthwiseConv2d', x, weight, options);
+    const y = allocLike(x, [batch, outChannels, outHeight, outWidth]);
+    const xAt = indexer4(x);
+    const wAt = indexer4(weight);
+    const yAt = indexer4(y);
+    for (let n = 0; n < batch; n++) {
+      for (let o = 0; o < outChannels; o++) {
+        const c = Math.floor(o / multiplier);
+        for (let i = 0; i < outHeight; i++) {
+          for (let j = 0; j < outWidth; j++) {
+            let sum = bias ? (bias.data[o] as number) : 0;
+            for (let p = 0; p < kernelHeight; p++) {
+              const h = i * strideHeight - pad.top + p * dilationHeight;
+              if (h < 0 || h >= inHeight) continue;
+              for (let q = 0; q < kernelWidth; q++) {
+                const v = j * strideWidth - pad.left + q * dilationWidth;
+                if (v < 0 || v >= inWidth) continue;
+                sum += (weight.data[wAt(o, 0, p, q)] as number) * (x.data[xAt(n, c, h, v)] as number);
+              }
+            }
+            y.data[yAt(n, o, i, j)] = sum;
+          }
+        }
+      }
+    }
+    return y;
+  },
+
+  /*
+   * L depends on y, and dy[n,o,i,j] = ∂L/∂y[n,o,i,j] is given. By the chain rule, for any input t,
+   *   ∂L/∂t = sum_{n,o,i,j} dy[n,o,i,j] * ∂y[n,o,i,j]/∂t.
+   * y is b plus a sum of products w * x, so each partial derivative is the other factor of a product:
+   *   ∂y[n,o,i,j]/∂w[o,0,p,q] = x[n, c, h, v]        =>  dw[o,0,p,q] = sum_{n,i,j} dy[n,o,i,j] * x[n, c, h, v]
+   *   ∂y[n,o,i,j]/∂b[o]       = 1                     =>  db[o]       = sum_{n,i,j} dy[n,o,i,j]
+   *   ∂y[n,o,i,j]/∂x[n,c,h,v] = w[o,0,p,q] for the tap (p, q) that reads (h, v), if any,
+   *                               =>  dx[n,c,h,v] = sum of dy[n,o,i,j] * w[o,0,p,q] over the m channels o reading c,
+   *                                                 every (i, j), and the tap reading (h, v).
+   * Walking the forward's loops and sending dy * w back to the element each tap read adds exactly those terms.
+   * Padding taps read a constant zero that depends on nothing, so they feed no gradient.
+   */
+  depthwiseConv2dBackward(dy, x, weight, options?: DepthwiseConv2dOptions) {
+    const {
+      batch,
+      inHeight,
+      inWidth,
+      outChannels,
+      outHeight,
+      outWidth,
+      multiplier,
+      kernelHeight,
+      kernelWidth,
+      strideHeight,
+      strideWidth,
+      dilationHeight,
+      dilationWidth,
+      pad,
+      bias,
+    } = checkDepthwiseConv2dBackward(dy, x, weight, options);
+    const dx = allocLike(x, x.shape);
+    const dweight = allocLike(weight, weight.shape);
+    const xAt = indexer4(x);
+    const wAt = indexer4(weight);
+    const dyAt = indexer4(dy);
+    for (let n = 0; n < batch; n++) {
+      for (let o = 0; o < outChannels; o++) {
+        const c = Math.floor(o / multiplier);
+        for (let i = 0; i < outHeight; i++) {
+          for (let j = 0; j < outWidth; j++) {
+            const grad = dy.data[dyAt(n, o, i, j)] as number;
+            for (let p = 0; p < kernelHeight; p++) {
+              const h = i * strideHeight - pad.top + p * dilationHeight;
+              if (h < 0 || h >= inHeight) continue;
+              for (let q = 0; q < kernelWidth; q++) {
+                const v = j * strideWidth - pad.left + q * dilationWidth;
+                if (v < 0 || v >= inWidth) continue;
+                const xIndex = xAt(n, c, h, v);
+                const wIndex = wAt(o, 0, p, q);
+                dx.data[xIndex] = (dx.data[xIndex] as number) + grad * (weight.data[wIndex] as number);
+                dweight.data[wIndex] = (dweight.data[wIndex] as number) + grad * (x.data[xIndex] as number);
+              }
+            }
+          }
+        }
+      }
+    }
+    if (!bias) return { dx, dweight };
+    const dbias = allocLike(bias, bias.shape);
+    for (let n = 0; n < batch; n++) {
+      for (let o = 0; o < outChannels; o++) {
+        for (let i = 0; i < outHeight; i++) {
+          for (let j = 0; j < outWidth; j++) dbias.data[o] = (dbias.data[o] as number) + (dy.data[dyAt(n, o, i, j)] as number);
+        }
+      }
+    }
+    return { dx, dweight, dbias };
+  },
 };
-export const depthwiseConv2dReference: DepthwiseConv2dOps = { depthwiseConv2d: notYet, depthwiseConv2dBackward: notYet };
