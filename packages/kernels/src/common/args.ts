@@ -106,7 +106,7 @@ export function resolvePadding(
 
 /**
  * Output length of a sliding window: floor or ceil of (in + padding - dilation*(k-1) - 1) / stride, + 1.
- * Throws when the window never fits, naming the op and the sizes involved.
+ * Throws when no window fits, naming the op and the sizes involved.
  */
 export function windowOutputSize(
   op: string,
@@ -121,14 +121,27 @@ export function windowOutputSize(
 ): number {
   const span = dilation * (kernel - 1) + 1;
   const room = size + padBefore + padAfter - span;
-  if (room < 0) {
+  let out = (ceilMode ? Math.ceil(room / stride) : Math.floor(room / stride)) + 1;
+  // PyTorch: in ceil mode the last window may overhang the padded input, but must start inside the
+  // input or the left padding, never wholly in the right padding.
+  if (ceilMode && (out - 1) * stride >= size + padBefore) out--;
+  if (out < 1) {
     fail(op, `kernel ${axis}`, `a window (${span} with dilation) that fits the padded input (${size + padBefore + padAfter})`, kernel);
   }
-  let out = Math.floor(room / stride) + 1;
-  if (ceilMode) {
-    out = Math.ceil(room / stride) + 1;
-    // PyTorch: the last window must start inside the input or the left padding, never wholly in the right padding.
-    if ((out - 1) * stride >= size + padBefore) out--;
-  }
   return out;
+}
+
+/**
+ * Checks that `options` is undefined or a plain object holding only `allowedKeys`, so a misspelt option
+ * (or `groups` passed to depthwiseConv2d) is an error rather than silently ignored.
+ */
+export function checkOptionKeys(op: string, options: unknown, allowedKeys: readonly string[]): Record<string, unknown> {
+  if (options === undefined) return {};
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    fail(op, 'options', `an object with some of ${allowedKeys.join(', ')}`, options);
+  }
+  for (const key of Object.keys(options)) {
+    if (!allowedKeys.includes(key)) fail(op, 'options', `only the keys ${allowedKeys.join(', ')}`, key);
+  }
+  return options as Record<string, unknown>;
 }

@@ -1,5 +1,6 @@
 import { describe, fail, type Tensor } from '@shuffle/core';
 import {
+  checkOptionKeys,
   checkPositiveInteger,
   checkSameDType,
   checkSameLayout,
@@ -62,21 +63,6 @@ export interface Conv2dGeometry extends ConvWindow {
 }
 
 const CONV2D_KEYS = ['stride', 'padding', 'dilation', 'groups', 'bias'] as const;
-
-/**
- * Checks that `options` is undefined or a plain object holding only `allowedKeys`, so a misspelt option
- * (or `groups` passed to depthwiseConv2d) is an error rather than silently ignored.
- */
-export function checkOptionKeys(op: string, options: unknown, allowedKeys: readonly string[]): Record<string, unknown> {
-  if (options === undefined) return {};
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    fail(op, 'options', `an object with some of ${allowedKeys.join(', ')}`, options);
-  }
-  for (const key of Object.keys(options)) {
-    if (!allowedKeys.includes(key)) fail(op, 'options', `only the keys ${allowedKeys.join(', ')}`, key);
-  }
-  return options as Record<string, unknown>;
-}
 
 /**
  * Resolves stride, dilation and padding (PyTorch's defaults 1, 1, 0) for a kernel sliding over an

@@ -1,14 +1,6 @@
 import { describe, fail, type Tensor } from '@shuffle/core';
-import { checkSameDType, type Padding, type Pair } from '../common/args.js';
-import {
-  type ConvWindow,
-  checkConvBias,
-  checkConvGradient,
-  checkConvInput,
-  checkConvWeight,
-  checkOptionKeys,
-  convWindow,
-} from '../conv2d/spec.js';
+import { checkOptionKeys, checkSameDType, type Padding, type Pair } from '../common/args.js';
+import { type ConvWindow, checkConvBias, checkConvGradient, checkConvInput, checkConvWeight, convWindow } from '../conv2d/spec.js';
 
 export interface DepthwiseConv2dOptions {
   stride?: Pair;
