@@ -1,5 +1,6 @@
 export type { AvgPool2dOptions } from './avg-pool2d/spec.js';
 export type { Backend } from './backends/backend.js';
+export { cpu } from './backends/cpu.js';
 export { reference } from './backends/reference.js';
 export type { BatchNorm2dOptions, BatchNorm2dSaved } from './batch-norm2d/spec.js';
 export type { ChannelShuffleOptions } from './channel-shuffle/spec.js';
