@@ -13,14 +13,34 @@ export interface Pad4 {
   right: number;
 }
 
+/**
+ * What checkTensor accepts besides a Tensor while `acceptingTensorLikes` runs; nothing otherwise.
+ * The gpu backend's device tensors have a Tensor's shape, layout, dtype and rank (all a check reads) but
+ * no host data, so only the gpu backend's own checks may take them: a synchronous backend handed one
+ * refuses it here instead of reading data that is not there.
+ */
+let acceptedTensorLike: ((x: unknown) => boolean) | undefined;
+
+/** Runs `check` (an op's argument checks) with the values for which `accept` holds passing checkTensor as tensors. */
+export function acceptingTensorLikes<R>(accept: (x: unknown) => boolean, check: () => R): R {
+  const outer = acceptedTensorLike;
+  acceptedTensorLike = accept;
+  try {
+    return check();
+  } finally {
+    acceptedTensorLike = outer;
+  }
+}
+
 /** Throws unless `x` is a Tensor of the given rank (4 means logical [N, C, H, W]). */
 export function checkTensor(op: string, argument: string, x: unknown, rank?: number | readonly number[]): asserts x is Tensor {
-  if (!(x instanceof Tensor)) fail(op, argument, 'a Tensor', x);
+  if (!(x instanceof Tensor || acceptedTensorLike?.(x))) fail(op, argument, 'a Tensor', x);
+  const t = x as Tensor;
   if (rank === undefined) return;
   const ranks = typeof rank === 'number' ? [rank] : rank;
-  if (!ranks.includes(x.rank)) {
+  if (!ranks.includes(t.rank)) {
     const expected = ranks.map((r) => (r === 4 ? '4-D [N, C, H, W]' : `${r}-D`)).join(' or ');
-    fail(op, argument, `a ${expected} tensor`, `shape ${describe(x.shape)}`);
+    fail(op, argument, `a ${expected} tensor`, `shape ${describe(t.shape)}`);
   }
 }
 

@@ -1,0 +1,120 @@
+/**
+ * The gpu backend's public types. Type-only, so @shuffle/kernels can export them without loading gpu.js.
+ */
+import type { Tensor } from '@shuffle/core';
+import type { Backend } from '../backends/backend.js';
+import type { DeviceTensor } from './device-tensor.js';
+import type { GpuMode } from './modes.js';
+
+/**
+ * A tensor argument of a gpu op: a DeviceTensor, or a host Tensor, which the op uploads for that one
+ * call and frees when it returns (convenient for weights and biases; upload once with `gpu.upload` to
+ * reuse a tensor across calls). float64 host tensors are computed in float32, like everything on the gpu.
+ */
+export type TensorArg = DeviceTensor | Tensor;
+
+/** An op's argument type on the gpu: every Tensor (also inside arrays and option objects) may be a TensorArg. */
+export type DeviceArg<T> = T extends Tensor
+  ? TensorArg
+  : T extends ArrayBufferView
+    ? T
+    : T extends readonly unknown[]
+      ? { [K in keyof T]: DeviceArg<T[K]> }
+      : T extends object
+        ? { [K in keyof T]: DeviceArg<T[K]> }
+        : T;
+
+/** An op's result on the gpu: every Tensor becomes a DeviceTensor. */
+export type DeviceResult<T> = T extends Tensor
+  ? DeviceTensor
+  : T extends ArrayBufferView
+    ? T
+    : T extends readonly unknown[]
+      ? { -readonly [K in keyof T]: DeviceResult<T[K]> }
+      : T extends object
+        ? { [K in keyof T]: DeviceResult<T[K]> }
+        : T;
+
+/**
+ * The gpu form of a set of synchronous ops: the same names and argument order, device tensors in and
+ * out, async. Ops whose backward needs forward state (max pooling, batch norm) may refine their own
+ * entries when their gpu kernels land.
+ */
+export type GpuOps<Ops> = {
+  [K in keyof Ops]: Ops[K] extends (...args: infer A) => infer R
+    ? (...args: { [I in keyof A]: DeviceArg<A[I]> }) => Promise<DeviceResult<R>>
+    : never;
+};
+
+export interface GpuBackendOptions {
+  /** The gpu.js mode, always explicit (gpu.js's automatic modes differ between machines). */
+  mode: GpuMode;
+}
+
+/** The largest tensor this backend takes, and what sets that bound. */
+export interface GpuLimits {
+  maxElements: number;
+  why: string;
+}
+
+/** One compiled kernel: compiled once for its key (op, shapes, options), then run `runs` times. */
+export interface GpuKernelStats {
+  name: string;
+  /** The cache key: kernel name, output grid, input sizes and compile-time constants. */
+  key: string;
+  /**
+   * gpu.js's build (translating the source, compiling the shader, JS or WebAssembly) plus the first run,
+   * where drivers finish compiling (headlessgl JIT-compiles a shader at its first draw, Dawn creates the
+   * pipeline at the first dispatch).
+   */
+  compileMs: number;
+  /** Every run, the first included. */
+  runs: number;
+  /**
+   * Host time of the runs after the first (binding arguments and dispatching; the draw itself on
+   * headlessgl). On webgpu the GPU work is queued and its time lands in the next read.
+   */
+  runMs: number;
+}
+
+export interface GpuStats {
+  mode: GpuMode;
+  /** Kernels compiled and cached (each once per key). */
+  kernels: number;
+  compileMs: number;
+  /** Kernel launches, uploads to the device included. */
+  runs: number;
+  runMs: number;
+  /** Host uploads (`gpu.upload`, and host tensors passed to ops). */
+  uploads: number;
+  /** Reads back to the host, and their total wait (on webgpu, including the queued GPU work). */
+  reads: number;
+  readMs: number;
+  /** Device tensors made by this backend and not yet disposed. */
+  liveTensors: number;
+  /** Device memory they hold, by this backend's own bookkeeping (the kernel cache's own buffers not included). */
+  liveBytes: number;
+  byKernel: GpuKernelStats[];
+}
+
+/**
+ * A gpu backend: every op and backward of the synchronous Backend, async, on one gpu.js mode. Results
+ * stay on the device until read, so a chain of ops uploads once and reads once.
+ *
+ * Bad arguments reject with the same ShuffleArgumentError (same message) as the synchronous backends,
+ * before any device work. An op that has no gpu kernel yet rejects saying so (`supports(op)` tells).
+ */
+export interface GpuBackend extends GpuOps<Omit<Backend, 'name'>> {
+  /** 'gpu-<mode>', e.g. 'gpu-webgpu'. */
+  readonly name: string;
+  readonly mode: GpuMode;
+  readonly limits: GpuLimits;
+  /** Copies a host tensor to the device (float32; float64 is converted). */
+  upload(tensor: Tensor): DeviceTensor;
+  /** Whether `op` (a Backend method name) has a gpu kernel on this backend. */
+  supports(op: string): boolean;
+  /** Compile and run times, counts, and live device memory. */
+  stats(): GpuStats;
+  /** Frees every device tensor this backend made, its kernels and its gpu.js instance. */
+  destroy(): Promise<void>;
+}

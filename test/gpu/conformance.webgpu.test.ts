@@ -1,0 +1,4 @@
+// One file per mode: vitest runs each file in its own process, and headlessgl and webgpu must not share one.
+import { gpuConformanceFile } from './conformance.js';
+
+await gpuConformanceFile('webgpu');
