@@ -176,9 +176,11 @@ export function checkMaxPool2dBackward(dy: Tensor, x: Tensor, options: MaxPool2d
       fail(op, 'saved.argmax', `${count} entries (one per element of the output [${outShape.join(', ')}])`, `${saved.argmax.length}`);
     }
     const planeSize = g.inHeight * g.inWidth;
-    saved.argmax.forEach((index, i) => {
+    const argmax = saved.argmax;
+    for (let i = 0; i < argmax.length; i++) {
+      const index = argmax[i] as number;
       if (index < 0 || index >= planeSize) fail(op, `saved.argmax[${i}]`, `an index h * W + w in [0, ${planeSize - 1}]`, index);
-    });
+    }
   }
   return g;
 }
