@@ -1,0 +1,91 @@
+import { type DType, ones, type Tensor, zeros } from '@shuffle/core';
+import type { Backend, BatchNorm2dOptions, BatchNorm2dSaved } from '@shuffle/kernels';
+import type { LayerInfo, NamedBuffer, Parameter } from '../model.js';
+import { Layer, makeParameter, setGradient, shapeOf4 } from './layer.js';
+
+export interface BatchNorm2dLayerOptions {
+  /** The checkpoint key prefix: `${key}.weight` (gamma), `.bias` (beta), `.running_mean`, `.running_var`. */
+  key: string;
+  channels: number;
+  dtype: DType;
+  /** Default 0.1 (PyTorch). */
+  momentum?: number;
+  /** Default 1e-5 (PyTorch). */
+  eps?: number;
+}
+
+/**
+ * Batch norm over N, H and W per channel: gamma = 1, beta = 0, running mean 0 and variance 1 at the
+ * start (PyTorch's). In training mode the forward normalises with the batch's statistics and updates
+ * the running ones in place; in eval mode it uses the running ones. Forward saves x, the statistics it
+ * used and the mode, which is what the backward needs.
+ */
+export class BatchNorm2d extends Layer {
+  readonly gamma: Parameter;
+  readonly beta: Parameter;
+  readonly runningMean: NamedBuffer;
+  readonly runningVar: NamedBuffer;
+  readonly channels: number;
+  readonly momentum: number;
+  readonly eps: number;
+  private state: { x: Tensor; saved: BatchNorm2dSaved; training: boolean } | null = null;
+
+  constructor(backend: Backend, name: string, options: BatchNorm2dLayerOptions) {
+    super(backend, name);
+    const { key, channels, dtype, momentum = 0.1, eps = 1e-5 } = options;
+    this.channels = channels;
+    this.momentum = momentum;
+    this.eps = eps;
+    this.gamma = makeParameter(`${key}.weight`, [channels], 'batchnorm', dtype);
+    this.gamma.value.data.fill(1);
+    this.beta = makeParameter(`${key}.bias`, [channels], 'batchnorm', dtype);
+    this.runningMean = { name: `${key}.running_mean`, value: zeros([channels], { dtype }) };
+    this.runningVar = { name: `${key}.running_var`, value: ones([channels], { dtype }) };
+  }
+
+  private options(training: boolean): BatchNorm2dOptions {
+    return { training, momentum: this.momentum, eps: this.eps };
+  }
+
+  forward(x: Tensor, training: boolean): Tensor {
+    const { y, saved } = this.backend.batchNorm2dWithSaved(
+      x,
+      this.gamma.value,
+      this.beta.value,
+      this.runningMean.value,
+      this.runningVar.value,
+      this.options(training),
+    );
+    this.state = { x, saved, training };
+    return y;
+  }
+
+  backward(dy: Tensor): Tensor {
+    const { x, saved, training } = this.saved(this.state);
+    const { dx, dgamma, dbeta } = this.backend.batchNorm2dBackward(dy, x, this.gamma.value, saved, this.options(training));
+    setGradient(this.gamma, dgamma);
+    setGradient(this.beta, dbeta);
+    return dx;
+  }
+
+  override parameters(): Parameter[] {
+    return [this.gamma, this.beta];
+  }
+
+  override buffers(): NamedBuffer[] {
+    return [this.runningMean, this.runningVar];
+  }
+
+  describe(inShape: readonly number[]): LayerInfo {
+    const shape = [...shapeOf4(inShape)];
+    return {
+      name: this.name,
+      op: 'bn',
+      inShape: shape,
+      outShape: shape,
+      params: 2 * this.channels,
+      macs: 0,
+      megviiKey: this.gamma.name.slice(0, -'.weight'.length),
+    };
+  }
+}

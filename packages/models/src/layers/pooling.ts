@@ -1,0 +1,111 @@
+import type { Tensor } from '@shuffle/core';
+import type { AvgPool2dOptions, Backend, MaxPool2dOptions, MaxPool2dSaved } from '@shuffle/kernels';
+import type { LayerInfo } from '../model.js';
+import { Layer, shapeOf4, windowOutputSize } from './layer.js';
+
+/** A square window, stride and symmetric padding, as ShuffleNet's pools use. */
+export interface PoolWindow {
+  kernelSize: number;
+  stride: number;
+  padding: number;
+}
+
+function describePool(name: string, op: 'maxpool' | 'avgpool', window: PoolWindow, inShape: readonly number[]): LayerInfo {
+  const [n, c, h, w] = shapeOf4(inShape);
+  const { kernelSize: k, stride, padding } = window;
+  return {
+    name,
+    op,
+    kernel: k,
+    stride,
+    pad: padding,
+    inShape: [n, c, h, w],
+    outShape: [n, c, windowOutputSize(h, k, stride, padding), windowOutputSize(w, k, stride, padding)],
+    params: 0,
+    macs: 0,
+  };
+}
+
+/** Max pooling. Forward saves x and which element won each window; backward routes dy to the winners. */
+export class MaxPool2d extends Layer {
+  private state: { x: Tensor; saved: MaxPool2dSaved } | null = null;
+
+  constructor(
+    backend: Backend,
+    name: string,
+    readonly window: PoolWindow,
+  ) {
+    super(backend, name);
+  }
+
+  private options(): MaxPool2dOptions {
+    return { kernelSize: this.window.kernelSize, stride: this.window.stride, padding: this.window.padding };
+  }
+
+  forward(x: Tensor): Tensor {
+    const { y, saved } = this.backend.maxPool2dWithSaved(x, this.options());
+    this.state = { x, saved };
+    return y;
+  }
+
+  backward(dy: Tensor): Tensor {
+    const { x, saved } = this.saved(this.state);
+    return this.backend.maxPool2dBackward(dy, x, this.options(), saved).dx;
+  }
+
+  describe(inShape: readonly number[]): LayerInfo {
+    return describePool(this.name, 'maxpool', this.window, inShape);
+  }
+}
+
+/**
+ * Average pooling; padded positions count in the divisor (countIncludePad, PyTorch's default and what
+ * the official ShuffleNet's shortcut uses). Forward saves x (only its shape matters to the backward).
+ */
+export class AvgPool2d extends Layer {
+  private x: Tensor | null = null;
+
+  constructor(
+    backend: Backend,
+    name: string,
+    readonly window: PoolWindow,
+  ) {
+    super(backend, name);
+  }
+
+  private options(): AvgPool2dOptions {
+    return { kernelSize: this.window.kernelSize, stride: this.window.stride, padding: this.window.padding, countIncludePad: true };
+  }
+
+  forward(x: Tensor): Tensor {
+    this.x = x;
+    return this.backend.avgPool2d(x, this.options());
+  }
+
+  backward(dy: Tensor): Tensor {
+    return this.backend.avgPool2dBackward(dy, this.saved(this.x), this.options()).dx;
+  }
+
+  describe(inShape: readonly number[]): LayerInfo {
+    return describePool(this.name, 'avgpool', this.window, inShape);
+  }
+}
+
+/** The mean over H and W of each channel, [N, C, H, W] -> [N, C, 1, 1], for any input size. */
+export class GlobalAvgPool2d extends Layer {
+  private x: Tensor | null = null;
+
+  forward(x: Tensor): Tensor {
+    this.x = x;
+    return this.backend.globalAvgPool2d(x);
+  }
+
+  backward(dy: Tensor): Tensor {
+    return this.backend.globalAvgPool2dBackward(dy, this.saved(this.x)).dx;
+  }
+
+  describe(inShape: readonly number[]): LayerInfo {
+    const [n, c] = shapeOf4(inShape);
+    return { name: this.name, op: 'global_avgpool', inShape: [...inShape], outShape: [n, c, 1, 1], params: 0, macs: 0 };
+  }
+}

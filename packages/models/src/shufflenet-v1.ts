@@ -1,0 +1,395 @@
+import { describe, fail, Rng, type Tensor } from '@shuffle/core';
+import { type Backend, cpu } from '@shuffle/kernels';
+import { resolveShuffleNetV1Config, type ShuffleNetV1Config, type ShuffleNetV1Options } from './config.js';
+import { BatchNorm2d } from './layers/batch-norm2d.js';
+import { ChannelShuffle } from './layers/channel-shuffle.js';
+import { Conv2d } from './layers/conv2d.js';
+import { DepthwiseConv2d } from './layers/depthwise-conv2d.js';
+import type { Layer } from './layers/layer.js';
+import { Linear } from './layers/linear.js';
+import { AvgPool2d, GlobalAvgPool2d, MaxPool2d } from './layers/pooling.js';
+import { ReLU } from './layers/relu.js';
+import type { ForwardOptions, LayerInfo, Model, NamedBuffer, Parameter } from './model.js';
+
+/** What one unit needs to know to build itself. */
+export interface ShuffleV1UnitSpec {
+  /** Readable path, e.g. 'stage2.unit1'. */
+  name: string;
+  /** Checkpoint prefix, e.g. 'features.0'. */
+  key: string;
+  inChannels: number;
+  outChannels: number;
+  stride: 1 | 2;
+  groups: number;
+  /** Groups of the first pointwise conv: 1 in stage 2's first unit (its input, the stem, is narrow), else `groups`. */
+  firstGroups: number;
+  shuffle: 'paper' | 'official';
+}
+
+/**
+ * One ShuffleNet v1 unit, in the official code's order (megvii ShuffleNetV1/blocks.py):
+ *
+ *   branch_main_1: 1x1 conv (firstGroups) -> BN -> ReLU -> 3x3 depthwise conv (stride s, pad 1) -> BN
+ *   branch_main_2: 1x1 conv (groups) -> BN
+ *   stride 1:  y = relu(x + branch(x))
+ *   stride 2:  y = concat(avgpool3x3/2(x), relu(branch(x)))   (the branch makes out - in channels)
+ *
+ * with the bottleneck mid = out / 4 and no ReLU after the depthwise conv. The channel shuffle sits after
+ * the first pointwise conv's ReLU ('paper') or after the depthwise conv's BN in the inverse order
+ * ('official'); either way it lets the second grouped conv see every group of the first. No shuffle
+ * when groups = 1.
+ */
+export class ShuffleV1Unit {
+  readonly name: string;
+  readonly stride: 1 | 2;
+  readonly pw1: Conv2d;
+  readonly pw1Bn: BatchNorm2d;
+  readonly pw1Relu: ReLU;
+  readonly dw: DepthwiseConv2d;
+  readonly dwBn: BatchNorm2d;
+  readonly pw2: Conv2d;
+  readonly pw2Bn: BatchNorm2d;
+  /** Null when groups = 1. */
+  readonly shuffle: ChannelShuffle | null;
+  readonly shufflePlacement: 'paper' | 'official';
+  /** The stride-2 unit's shortcut; null in stride-1 units. */
+  readonly shortcutPool: AvgPool2d | null;
+  /** After the add (stride 1) or on the branch before the concat (stride 2). */
+  readonly outRelu: ReLU;
+  /** The two tensors the forward's add (x, branch) or concat (shortcut, activated branch) joined. */
+  private joined: [Tensor, Tensor] | null = null;
+
+  constructor(
+    readonly backend: Backend,
+    spec: ShuffleV1UnitSpec,
+    dtype: Tensor['dtype'],
+    rng: Rng | undefined,
+  ) {
+    const { name, key, inChannels, outChannels, stride, groups, firstGroups } = spec;
+    this.name = name;
+    this.stride = stride;
+    const mid = outChannels / 4;
+    const branchOut = stride === 2 ? outChannels - inChannels : outChannels;
+    const main1 = `${key}.branch_main_1`;
+    const main2 = `${key}.branch_main_2`;
+    this.pw1 = new Conv2d(backend, `${name}.pw1`, {
+      key: `${main1}.0`,
+      inChannels,
+      outChannels: mid,
+      kernelSize: 1,
+      groups: firstGroups,
+      dtype,
+      rng,
+    });
+    this.pw1Bn = new BatchNorm2d(backend, `${name}.pw1.bn`, { key: `${main1}.1`, channels: mid, dtype });
+    this.pw1Relu = new ReLU(backend, `${name}.pw1.relu`);
+    this.dw = new DepthwiseConv2d(backend, `${name}.dw`, {
+      key: `${main1}.3`,
+      channels: mid,
+      kernelSize: 3,
+      stride,
+      padding: 1,
+      dtype,
+      rng,
+    });
+    this.dwBn = new BatchNorm2d(backend, `${name}.dw.bn`, { key: `${main1}.4`, channels: mid, dtype });
+    this.pw2 = new Conv2d(backend, `${name}.pw2`, {
+      key: `${main2}.0`,
+      inChannels: mid,
+      outChannels: branchOut,
+      kernelSize: 1,
+      groups,
+      dtype,
+      rng,
+    });
+    this.pw2Bn = new BatchNorm2d(backend, `${name}.pw2.bn`, { key: `${main2}.1`, channels: branchOut, dtype });
+    this.shufflePlacement = spec.shuffle;
+    this.shuffle = groups > 1 ? new ChannelShuffle(backend, `${name}.shuffle`, groups, spec.shuffle === 'official') : null;
+    this.shortcutPool = stride === 2 ? new AvgPool2d(backend, `${name}.shortcut_avgpool`, { kernelSize: 3, stride: 2, padding: 1 }) : null;
+    this.outRelu = new ReLU(backend, `${name}.relu`);
+  }
+
+  forward(x: Tensor, training: boolean): Tensor {
+    let y = this.pw1.forward(x);
+    y = this.pw1Bn.forward(y, training);
+    y = this.pw1Relu.forward(y);
+    if (this.shuffle && this.shufflePlacement === 'paper') y = this.shuffle.forward(y);
+    y = this.dw.forward(y);
+    y = this.dwBn.forward(y, training);
+    if (this.shuffle && this.shufflePlacement === 'official') y = this.shuffle.forward(y);
+    y = this.pw2.forward(y);
+    const branch = this.pw2Bn.forward(y, training);
+    if (this.shortcutPool === null) {
+      this.joined = [x, branch];
+      return this.outRelu.forward(this.backend.add(x, branch));
+    }
+    const shortcut = this.shortcutPool.forward(x);
+    const activated = this.outRelu.forward(branch);
+    this.joined = [shortcut, activated];
+    return this.backend.concat([shortcut, activated]);
+  }
+
+  /** The forward in reverse. x feeds both the shortcut and the branch, so dx is the sum of both paths' gradients. */
+  backward(dy: Tensor): Tensor {
+    const joined = this.joined;
+    if (joined === null) fail(`ShuffleV1Unit ${this.name}`, 'backward', 'a forward call first (it uses what forward saved)', 'none');
+    let dShortcutX: Tensor;
+    let d: Tensor;
+    if (this.shortcutPool === null) {
+      const dSum = this.outRelu.backward(dy);
+      const { da, db } = this.backend.addBackward(dSum, ...joined);
+      dShortcutX = da;
+      d = db;
+    } else {
+      const [dShortcut, dActivated] = this.backend.concatBackward(dy, joined).dxs as [Tensor, Tensor];
+      dShortcutX = this.shortcutPool.backward(dShortcut);
+      d = this.outRelu.backward(dActivated);
+    }
+    d = this.pw2Bn.backward(d);
+    d = this.pw2.backward(d);
+    if (this.shuffle && this.shufflePlacement === 'official') d = this.shuffle.backward(d);
+    d = this.dwBn.backward(d);
+    d = this.dw.backward(d);
+    if (this.shuffle && this.shufflePlacement === 'paper') d = this.shuffle.backward(d);
+    d = this.pw1Relu.backward(d);
+    d = this.pw1Bn.backward(d);
+    d = this.pw1.backward(d);
+    return this.backend.add(dShortcutX, d);
+  }
+
+  /** The unit's layers in forward order (for parameters and folding). */
+  layers(): Layer[] {
+    const { shuffle } = this;
+    return [
+      this.pw1,
+      this.pw1Bn,
+      this.pw1Relu,
+      ...(shuffle && this.shufflePlacement === 'paper' ? [shuffle] : []),
+      this.dw,
+      this.dwBn,
+      ...(shuffle && this.shufflePlacement === 'official' ? [shuffle] : []),
+      this.pw2,
+      this.pw2Bn,
+      ...(this.shortcutPool ? [this.shortcutPool] : []),
+      this.outRelu,
+    ];
+  }
+
+  /** The unit's entries in `describe`, in the reference sheet's order. */
+  describe(inShape: readonly number[]): { infos: LayerInfo[]; outShape: number[] } {
+    const infos: LayerInfo[] = [];
+    let shape = [...inShape];
+    const push = (info: LayerInfo) => {
+      infos.push(info);
+      shape = info.outShape;
+    };
+    for (const layer of [this.pw1, this.pw1Bn, this.pw1Relu]) push(layer.describe(shape));
+    if (this.shuffle && this.shufflePlacement === 'paper') push(this.shuffle.describe(shape));
+    push(this.dw.describe(shape));
+    push(this.dwBn.describe(shape));
+    if (this.shuffle && this.shufflePlacement === 'official') push(this.shuffle.describe(shape));
+    push(this.pw2.describe(shape));
+    push(this.pw2Bn.describe(shape));
+    const [n, , h, w] = shape as [number, number, number, number];
+    if (this.shortcutPool) {
+      const shortcut = this.shortcutPool.describe(inShape);
+      infos.push(shortcut);
+      const inShapes = [shortcut.outShape, shape];
+      const channels = (shortcut.outShape[1] as number) + (shape[1] as number);
+      push({ name: `${this.name}.concat`, op: 'concat', inShape: inShapes, outShape: [n, channels, h, w], params: 0, macs: 0 });
+    } else {
+      push({ name: `${this.name}.add`, op: 'add', inShape: [...shape], outShape: [...shape], params: 0, macs: 0 });
+    }
+    push(this.outRelu.describe(shape));
+    return { infos, outShape: shape };
+  }
+}
+
+/**
+ * ShuffleNet v1 (Zhang et al. 2017) with the official checkpoint's parameter names. The forward is a
+ * plain walk through stem, 16 units and classifier; the backward walks the same layers in reverse,
+ * each layer's backward using what its forward saved.
+ */
+export class ShuffleNetV1 implements Model {
+  readonly config: ShuffleNetV1Config;
+  readonly backend: Backend;
+  readonly firstConv: Conv2d;
+  readonly firstBn: BatchNorm2d;
+  readonly firstRelu: ReLU;
+  /** The 'imagenet' stem's pool; null with the 'small' stem. */
+  readonly maxPool: MaxPool2d | null;
+  readonly units: ShuffleV1Unit[];
+  readonly globalPool: GlobalAvgPool2d;
+  readonly classifier: Linear;
+  private lastLogitsShape: readonly number[] | null = null;
+
+  constructor(options: ShuffleNetV1Options) {
+    const config = resolveShuffleNetV1Config(options);
+    this.config = config;
+    const backend = options.backend ?? cpu;
+    this.backend = backend;
+    const { dtype, groups, channels, repeats, stem } = config;
+    // One generator, drawn in construction order, so a seed fixes every weight.
+    const rng = config.init === 'he' ? new Rng(config.seed) : undefined;
+
+    const stemStride = stem === 'imagenet' ? 2 : 1;
+    this.firstConv = new Conv2d(backend, 'conv1', {
+      key: 'first_conv.0',
+      inChannels: config.inChannels,
+      outChannels: channels.conv1,
+      kernelSize: 3,
+      stride: stemStride,
+      padding: 1,
+      dtype,
+      rng,
+    });
+    this.firstBn = new BatchNorm2d(backend, 'conv1.bn', { key: 'first_conv.1', channels: channels.conv1, dtype });
+    this.firstRelu = new ReLU(backend, 'conv1.relu');
+    this.maxPool = stem === 'imagenet' ? new MaxPool2d(backend, 'maxpool', { kernelSize: 3, stride: 2, padding: 1 }) : null;
+
+    this.units = [];
+    let inChannels = channels.conv1;
+    channels.stages.forEach((outChannels, stage) => {
+      for (let i = 0; i < (repeats[stage] as number); i++) {
+        const index = this.units.length;
+        const spec: ShuffleV1UnitSpec = {
+          name: `stage${stage + 2}.unit${i + 1}`,
+          key: `features.${index}`,
+          inChannels,
+          outChannels,
+          stride: i === 0 ? 2 : 1,
+          groups,
+          firstGroups: index === 0 ? 1 : groups,
+          shuffle: config.shuffle,
+        };
+        this.units.push(new ShuffleV1Unit(backend, spec, dtype, rng));
+        inChannels = outChannels;
+      }
+    });
+
+    this.globalPool = new GlobalAvgPool2d(backend, 'globalpool');
+    this.classifier = new Linear(backend, 'fc', {
+      key: 'classifier.0',
+      inFeatures: inChannels,
+      outFeatures: config.numClasses,
+      bias: config.classifierBias,
+      dtype,
+      rng,
+    });
+  }
+
+  forward(x: Tensor, options: ForwardOptions = {}): Tensor {
+    const { training = false } = options ?? {};
+    if (typeof training !== 'boolean') fail('ShuffleNetV1.forward', 'options.training', 'a boolean', training);
+    this.checkInput(x);
+    let y = this.firstConv.forward(x);
+    y = this.firstBn.forward(y, training);
+    y = this.firstRelu.forward(y);
+    if (this.maxPool) y = this.maxPool.forward(y);
+    for (const unit of this.units) y = unit.forward(y, training);
+    y = this.globalPool.forward(y);
+    const logits = this.classifier.forward(y);
+    this.lastLogitsShape = logits.shape;
+    return logits;
+  }
+
+  /**
+   * Overwrites every parameter's grad with dLoss/dparameter for the last forward, given dLoss/dLogits,
+   * and returns dLoss/dx (in x's layout).
+   */
+  backward(dLogits: Tensor): Tensor {
+    const op = 'ShuffleNetV1.backward';
+    if (this.lastLogitsShape === null) fail(op, 'dLogits', 'a forward call first (backward uses what forward saved)', 'none');
+    if (
+      dLogits === null ||
+      typeof dLogits !== 'object' ||
+      !Array.isArray(dLogits.shape) ||
+      dLogits.shape.length !== 2 ||
+      dLogits.shape[0] !== this.lastLogitsShape[0] ||
+      dLogits.shape[1] !== this.lastLogitsShape[1]
+    ) {
+      fail(op, 'dLogits', `a tensor of the last logits' shape ${describe(this.lastLogitsShape)}`, dLogits);
+    }
+    if (dLogits.dtype !== this.config.dtype) fail(op, 'dLogits.dtype', `the model's dtype ${this.config.dtype}`, dLogits.dtype);
+    let d = this.classifier.backward(dLogits);
+    d = this.globalPool.backward(d);
+    for (let i = this.units.length - 1; i >= 0; i--) d = (this.units[i] as ShuffleV1Unit).backward(d);
+    if (this.maxPool) d = this.maxPool.backward(d);
+    d = this.firstRelu.backward(d);
+    d = this.firstBn.backward(d);
+    return this.firstConv.backward(d);
+  }
+
+  /** Every layer in forward order (the unit layers flattened). */
+  layers(): Layer[] {
+    return [
+      this.firstConv,
+      this.firstBn,
+      this.firstRelu,
+      ...(this.maxPool ? [this.maxPool] : []),
+      ...this.units.flatMap((unit) => unit.layers()),
+      this.globalPool,
+      this.classifier,
+    ];
+  }
+
+  /** In the official checkpoint's order (its state_dict without the buffers). */
+  parameters(): Parameter[] {
+    return this.layers().flatMap((layer) => layer.parameters());
+  }
+
+  buffers(): NamedBuffer[] {
+    return this.layers().flatMap((layer) => layer.buffers());
+  }
+
+  /**
+   * Every layer with its input and output shapes, weight shape, parameter and multiply-add counts for
+   * an input of `inputShape` (default [1, inChannels, inputSize, inputSize]), without running anything.
+   */
+  describe(inputShape: readonly number[] = [1, this.config.inChannels, this.config.inputSize, this.config.inputSize]): LayerInfo[] {
+    const op = 'ShuffleNetV1.describe';
+    if (
+      !Array.isArray(inputShape) ||
+      inputShape.length !== 4 ||
+      !inputShape.every((d) => Number.isInteger(d) && d >= 1) ||
+      inputShape[1] !== this.config.inChannels
+    ) {
+      fail(op, 'inputShape', `[N, ${this.config.inChannels}, H, W] of positive integers`, inputShape);
+    }
+    const infos: LayerInfo[] = [];
+    let shape = [...inputShape];
+    const push = (info: LayerInfo) => {
+      infos.push(info);
+      shape = info.outShape;
+    };
+    push(this.firstConv.describe(shape));
+    push(this.firstBn.describe(shape));
+    push(this.firstRelu.describe(shape));
+    if (this.maxPool) push(this.maxPool.describe(shape));
+    for (const unit of this.units) {
+      const { infos: unitInfos, outShape } = unit.describe(shape);
+      infos.push(...unitInfos);
+      shape = outShape;
+    }
+    push(this.globalPool.describe(shape));
+    push(this.classifier.describe(shape));
+    return infos;
+  }
+
+  private checkInput(x: Tensor): void {
+    const op = 'ShuffleNetV1.forward';
+    const { inChannels, dtype } = this.config;
+    if (x === null || typeof x !== 'object' || !Array.isArray(x.shape) || x.shape.length !== 4) {
+      fail(op, 'x', `a 4-D tensor [N, ${inChannels}, H, W]`, x);
+    }
+    if (x.shape[1] !== inChannels) fail(op, 'x', `${inChannels} channels (shape [N, ${inChannels}, H, W])`, `shape ${describe(x.shape)}`);
+    if (x.shape[0] === 0 || x.shape[2] === 0 || x.shape[3] === 0)
+      fail(op, 'x', 'a non-empty batch and image', `shape ${describe(x.shape)}`);
+    if (x.dtype !== dtype) fail(op, 'x.dtype', `the model's dtype ${dtype} (convert with x.astype('${dtype}'))`, x.dtype);
+  }
+}
+
+/** Builds a ShuffleNet v1; see {@link ShuffleNetV1Options} for the options and their defaults. */
+export function shuffleNetV1(options: ShuffleNetV1Options): ShuffleNetV1 {
+  return new ShuffleNetV1(options);
+}
