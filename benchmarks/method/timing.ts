@@ -1,0 +1,130 @@
+import { type Load, type LoadSample, loadBetween, sampleLoad } from './load.js';
+
+/**
+ * Warm-up until timings settle, then timed repetitions bounded both by count and by time, so a fast
+ * kernel gets many samples and a slow plain-loop one still ends. We report the median (robust to the
+ * odd garbage collection or preemption) with the min and max.
+ */
+export interface TimingOptions {
+  /** Timed runs: at least minReps and minTimeMs (whichever comes later), at most maxReps or maxTimeMs (whichever comes first). */
+  minReps: number;
+  maxReps: number;
+  minTimeMs: number;
+  maxTimeMs: number;
+  /** Warm-up stops once settled, or after this long / this many runs. */
+  warmupMaxMs: number;
+  warmupMaxReps: number;
+  /** Other processes' average busy cores above which a result is marked busy. */
+  busyThresholdCores: number;
+}
+
+export const DEFAULT_TIMING: TimingOptions = {
+  minReps: 5,
+  maxReps: 1000,
+  minTimeMs: 500,
+  maxTimeMs: 5000,
+  warmupMaxMs: 1500,
+  warmupMaxReps: 50,
+  busyThresholdCores: 0.25,
+};
+
+/** Timings of tiny runs (the test suite): a handful of runs, no settling. */
+export const QUICK_TIMING: TimingOptions = {
+  minReps: 2,
+  maxReps: 3,
+  minTimeMs: 0,
+  maxTimeMs: 200,
+  warmupMaxMs: 0,
+  warmupMaxReps: 0,
+  busyThresholdCores: 0.25,
+};
+
+export interface Timing {
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  reps: number;
+  warmupReps: number;
+  /** Whether the warm-up saw two consecutive windows agree (else it stopped on its time or count bound). */
+  settled: boolean;
+  /**
+   * One run was already longer than maxTimeMs, so the validation run is the only sample: repeating it
+   * would only spend time (a run that long has long left the JIT's warm-up behind).
+   */
+  single: boolean;
+  load: Load;
+}
+
+export type Run = () => void | Promise<void>;
+
+/** Times one run; awaits only when the run returned a promise (so synchronous runs pay no microtask). */
+export async function timeOnce(run: Run): Promise<number> {
+  const start = performance.now();
+  const result = run();
+  if (result !== undefined && typeof (result as Promise<void>).then === 'function') await result;
+  return performance.now() - start;
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** The warm-up has settled when the median of the last 3 runs is within 5% of the 3 before. */
+function settledAfter(times: readonly number[]): boolean {
+  if (times.length < 6) return false;
+  const last = median(times.slice(-3));
+  const before = median(times.slice(-6, -3));
+  return Math.abs(last - before) <= 0.05 * last;
+}
+
+/**
+ * Times `run` after a first (validation) run that took `firstMs` between the load samples `firstLoad`.
+ */
+export async function measure(run: Run, first: { ms: number; start: LoadSample; end: LoadSample }, o: TimingOptions): Promise<Timing> {
+  if (first.ms >= o.maxTimeMs) {
+    return {
+      medianMs: first.ms,
+      minMs: first.ms,
+      maxMs: first.ms,
+      reps: 1,
+      warmupReps: 0,
+      settled: false,
+      single: true,
+      load: loadBetween(first.start, first.end, o.busyThresholdCores),
+    };
+  }
+
+  const warm: number[] = [first.ms];
+  let warmupMs = 0;
+  let settled = false;
+  while (warm.length - 1 < o.warmupMaxReps && warmupMs + (warm.at(-1) as number) <= o.warmupMaxMs) {
+    const ms = await timeOnce(run);
+    warm.push(ms);
+    warmupMs += ms;
+    if (settledAfter(warm)) {
+      settled = true;
+      break;
+    }
+  }
+
+  const samples: number[] = [];
+  const start = sampleLoad();
+  let elapsed = 0;
+  while (samples.length < o.maxReps && elapsed < o.maxTimeMs && (samples.length < o.minReps || elapsed < o.minTimeMs)) {
+    samples.push(await timeOnce(run));
+    elapsed = performance.now() - start.wallMs;
+  }
+  const end = sampleLoad();
+  return {
+    medianMs: median(samples),
+    minMs: Math.min(...samples),
+    maxMs: Math.max(...samples),
+    reps: samples.length,
+    warmupReps: warm.length - 1,
+    settled,
+    single: false,
+    load: loadBetween(start, end, o.busyThresholdCores),
+  };
+}

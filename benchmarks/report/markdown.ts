@@ -1,0 +1,205 @@
+import type { Suite } from '../cases/case.js';
+import type { CaseResult } from '../runner/result.js';
+import { formatMs, formatRatio, gbps, gflops, type RunRecord, resultFor, speedup, statusMark } from './record.js';
+
+/** The Markdown report: machine, versions, method, the tables, the chart, and every caveat. */
+
+const SUITE_TITLES: Record<Suite, string> = {
+  ops: 'Ops at ShuffleNet v1 shapes (g=3, 1.0x, 224x224 input)',
+  network: 'Whole network, forward (inference)',
+  train: 'Training step (forward + backward + SGD update)',
+};
+
+/** A Markdown table; columns after the first are right-aligned (numbers) unless `textColumns`. */
+function table(header: string[], rows: string[][], textColumns = false): string {
+  const line = (cells: string[]) => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+  return [line(header), line(header.map((_, i) => (i === 0 || textColumns ? '---' : '---:'))), ...rows.map(line)].join('\n');
+}
+
+function timeCell(r: CaseResult | undefined, withRange: boolean): string {
+  if (r?.status !== 'ok' || !r.timing) return statusMark(r);
+  const t = r.timing;
+  const busy = t.load.busy ? '\\*' : '';
+  const single = t.single ? ' (1 run)' : '';
+  const range = withRange && !t.single ? ` (${formatMs(t.minMs, false)}–${formatMs(t.maxMs, false)})` : '';
+  return `${formatMs(t.medianMs)}${range}${single}${busy}`;
+}
+
+export function markdownReport(record: RunRecord, chartFile: string | null): string {
+  const { machine } = record;
+  const targets = record.targets.map((t) => t.name);
+  const out: string[] = [];
+  out.push(`# Benchmarks: ${record.date.slice(0, 10)} on ${machine.name}`, '');
+  for (const note of record.notes ?? []) out.push(`> ${note}`, '');
+  out.push(
+    `- **Machine**: ${machine.cpu}, ${machine.cpus} CPUs, ${machine.memoryGiB} GiB; ${machine.os}; Node ${machine.node} (V8 ${machine.v8})`,
+    `- **Commit**: ${machine.commit ?? 'unknown'}`,
+    `- **Run**: \`${record.command}\`, started ${record.date}, took ${Math.round(record.seconds)} s${record.tiny ? ' (tiny shapes: a smoke run, not a measurement)' : ''}`,
+    `- **Packages**: ${Object.entries(record.versions)
+      .filter(([, v]) => v)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+    '',
+  );
+
+  out.push('## Targets', '');
+  for (const t of record.targets) {
+    const details = Object.entries(t.details)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join('; ');
+    out.push(`- **${t.name}** (${t.kind === 'ours' ? 'ours' : 'peer'}): ${t.description}${details ? `. ${details}` : ''}`);
+  }
+  out.push('');
+
+  out.push(
+    '## Method',
+    '',
+    `Every case is first run once and checked against our reference backend (largest |difference| over the largest |reference value|, per output: ` +
+      `ops within 1e-4, network forwards 1e-3, training steps 2e-3 at tiny sizes and 0.1 at full size, where float32 accumulation ` +
+      `in batch norm's backward (tfjs-wasm's) moves early gradients by percents: see benchmarks/cases/network.ts); ` +
+      'a case that disagrees is reported INVALID and not timed; the Validation section lists every difference. ' +
+      `Then warm-up runs until the median of the last 3 runs is within 5% of the 3 before (at most ${record.timing.warmupMaxMs / 1000} s), ` +
+      `then timed runs: at least ${record.timing.minReps} runs and ${record.timing.minTimeMs / 1000} s, at most ${record.timing.maxReps} runs or ${record.timing.maxTimeMs / 1000} s. ` +
+      `A case whose single run already exceeds ${record.timing.maxTimeMs / 1000} s is reported from its validation run ("1 run"). ` +
+      'Cells show the median, with (min–max). Each target runs in a process of its own, one after the other. ' +
+      `Results marked \\* were timed while other processes kept more than ${record.timing.busyThresholdCores} cores busy on average ` +
+      "(machine CPU time from /proc/stat minus this process's own): treat them as noisy. " +
+      'FLOPs count a multiply-add as 2 (the ShuffleNet papers count multiply-adds, so their "FLOPs" are half of ours); pooling counts one operation per window tap; a training step counts 3 forwards. ' +
+      `Our backends take ${record.layout} inputs; TensorFlow.js runs NHWC (its CPU and WASM kernels take nothing else); onnxruntime NCHW.`,
+    '',
+  );
+  if (chartFile) out.push(`![median time per case, log scale](${chartFile})`, '');
+
+  const suites = [...new Set(record.cases.map((c) => c.suite))];
+  for (const suite of suites) {
+    const cases = record.cases.filter((c) => c.suite === suite);
+    out.push(`## ${SUITE_TITLES[suite]}`, '', '### Median time (min–max)', '');
+    out.push(
+      table(
+        ['case', ...targets],
+        cases.map((c) => [c.key, ...targets.map((t) => timeCell(resultFor(record, t, c.key), true))]),
+      ),
+      '',
+    );
+    if (record.baseline) {
+      out.push(`### Speed-up over ${record.baseline} (${record.baseline}'s time / this time)`, '');
+      const others = targets.filter((t) => t !== record.baseline);
+      out.push(
+        table(
+          ['case', ...others],
+          cases.map((c) => [
+            c.key,
+            ...others.map((t) => {
+              const r = resultFor(record, t, c.key);
+              const x = r ? speedup(record, r) : null;
+              return x === null ? statusMark(r) || '–' : formatRatio(x);
+            }),
+          ]),
+        ),
+        '',
+      );
+    }
+    out.push('### Throughput (GFLOP/s; GB/s of inputs and outputs for the shuffle)', '');
+    out.push(
+      table(
+        ['case', 'FLOPs', ...targets],
+        cases.map((c) => [
+          c.key,
+          c.flops ? `${(c.flops / 1e6).toFixed(c.flops < 1e7 ? 2 : 1)} M` : '0',
+          ...targets.map((t) => {
+            const r = resultFor(record, t, c.key);
+            if (r?.status !== 'ok') return statusMark(r);
+            const g = gflops(r);
+            if (g !== null) return g.toFixed(2);
+            const b = gbps(r);
+            return b === null ? '' : `${b.toFixed(2)} GB/s`;
+          }),
+        ]),
+      ),
+      '',
+    );
+  }
+
+  const variantResults = record.results.filter((r) => r.variants && r.variants.length > 1);
+  if (variantResults.length) {
+    out.push(
+      '## Variants (TensorFlow.js emulations and alternatives)',
+      '',
+      'Where a peer has several ways to compute a case, all are validated and timed and the fastest is reported above. ' +
+        'TensorFlow.js has no grouped convolution; see benchmarks/peers/tfjs-grouped.ts for the five emulations.',
+      '',
+    );
+    out.push(
+      table(
+        ['target', 'case', 'used (fastest)', 'all (median)'],
+        variantResults.map((r) => [
+          r.target,
+          r.caseKey,
+          r.variant ?? '',
+          (r.variants ?? [])
+            .map((v) => `${v.variant}: ${v.status === 'ok' && v.timing ? formatMs(v.timing.medianMs) : v.status}`)
+            .join('; '),
+        ]),
+        true,
+      ),
+      '',
+    );
+  }
+
+  // Each note once, with the cases it applies to.
+  const notes = new Map<string, string[]>();
+  for (const r of record.results) {
+    if (!r.note) continue;
+    const key = `${r.target}: ${r.note}`;
+    notes.set(key, [...(notes.get(key) ?? []), r.caseKey]);
+  }
+  const problems = record.results.filter((r) => r.status !== 'ok');
+  const listed = (keys: string[]) => (keys.length > 4 ? `${keys.length} cases` : keys.join(', '));
+  if (notes.size || problems.length) {
+    out.push('## Notes', '');
+    for (const [note, keys] of notes) out.push(`- ${note} (${listed(keys)})`);
+    const reasons = new Map<string, string[]>();
+    for (const r of problems) {
+      const key = `${r.target}: ${r.status}${r.reason ? ` (${r.reason})` : ''}`;
+      reasons.set(key, [...(reasons.get(key) ?? []), r.caseKey]);
+    }
+    for (const [reason, keys] of reasons) out.push(`- ${reason}: ${listed(keys)}`);
+    out.push('');
+  }
+
+  out.push(
+    '## Validation',
+    '',
+    "Largest |difference| from the reference over each output, relative to the output's largest |value| (the worst output).",
+    '',
+  );
+  out.push(
+    table(
+      ['case', 'tolerance', ...targets],
+      record.cases.map((c) => {
+        const first = record.results.find((r) => r.caseKey === c.key && r.validation);
+        return [
+          c.key,
+          first?.validation ? String(first.validation.tolerance) : '',
+          ...targets.map((t) => {
+            const r = resultFor(record, t, c.key);
+            if (!r?.validation) return statusMark(r);
+            return `${r.validation.error === 0 ? '0' : r.validation.error.toExponential(1)}${r.validation.ok ? '' : ' INVALID'}`;
+          }),
+        ];
+      }),
+    ),
+    '',
+  );
+
+  const busy = record.results.filter((r) => r.timing?.load.busy);
+  if (busy.length) {
+    const worst = Math.max(...busy.map((r) => r.timing?.load.othersCores ?? 0));
+    out.push(
+      `${busy.length} of ${record.results.filter((r) => r.status === 'ok').length} results were timed while other processes were busy ` +
+        `(up to ${worst.toFixed(2)} of ${machine.cpus} cores on average): their numbers are noisier than the rest.`,
+      '',
+    );
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,37 @@
+import { formatMs, formatRatio, type RunRecord, resultFor, speedup, statusMark } from './record.js';
+
+/**
+ * The terminal table: one row per case, per target its median time and its speed-up over the baseline
+ * (baseline time / its time). A trailing * marks a result timed while other processes were busy.
+ */
+export function terminalTable(record: RunRecord): string {
+  const targets = record.targets.map((t) => t.name);
+  const header = ['case', ...targets];
+  const rows: string[][] = [];
+  let busy = false;
+  for (const c of record.cases) {
+    const row = [c.key];
+    for (const t of targets) {
+      const r = resultFor(record, t, c.key);
+      if (r?.status !== 'ok' || !r.timing) {
+        row.push(statusMark(r));
+        continue;
+      }
+      const ratio = t === record.baseline ? '' : speedup(record, r);
+      const mark = r.timing.load.busy ? '*' : '';
+      if (mark) busy = true;
+      row.push(`${formatMs(r.timing.medianMs)}${mark}${ratio ? ` ${formatRatio(ratio)}` : ''}`);
+    }
+    rows.push(row);
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join('  ');
+  const out = [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
+  const notes: string[] = [];
+  if (record.baseline) notes.push(`ratios: ${record.baseline} time / this time (above 1: faster than ${record.baseline})`);
+  if (busy) notes.push('*: other processes kept the CPUs busy while this was timed (see the report)');
+  const problems = record.results.filter((r) => r.status === 'invalid' || r.status === 'failed');
+  for (const r of problems) notes.push(`${r.target} ${r.caseKey}: ${r.status} (${r.reason ?? 'no reason given'})`);
+  return `${[...out, '', ...notes].join('\n')}\n`;
+}

@@ -1,0 +1,53 @@
+import type { Direction, Suite } from '../cases/case.js';
+import type { Timing } from '../method/timing.js';
+import type { Validation } from '../method/validate.js';
+
+/** How one target did on one case. */
+export type Status =
+  /** Validated and timed. */
+  | 'ok'
+  /** The target cannot run this case (e.g. a backward on an inference-only library). */
+  | 'unsupported'
+  /** The target could not be opened at all (e.g. a missing native add-on). */
+  | 'unavailable'
+  /** Its outputs disagree with the reference's: not timed. */
+  | 'invalid'
+  /** It threw, or its process died. */
+  | 'failed';
+
+/** One implementation of a case on a target, timed when valid. */
+export interface VariantResult {
+  variant?: string;
+  note?: string;
+  status: 'ok' | 'invalid' | 'failed';
+  reason?: string;
+  timing?: Timing;
+  validation?: Validation;
+}
+
+export interface CaseResult {
+  target: string;
+  kind: 'ours' | 'peer';
+  suite: Suite;
+  caseId: string;
+  caseKey: string;
+  direction: Direction;
+  title: string;
+  status: Status;
+  reason?: string;
+  /** The variant reported (the fastest valid one). */
+  variant?: string;
+  note?: string;
+  timing?: Timing;
+  validation?: Validation;
+  /** Every variant the target tried, the reported one included, when there were several. */
+  variants?: VariantResult[];
+  flops: number;
+  bytes: number;
+}
+
+/** Messages from a target's process to the runner. */
+export type RunnerEvent =
+  | { type: 'start'; target: string; caseKey: string }
+  | { type: 'details'; target: string; details: Record<string, string> }
+  | { type: 'result'; result: CaseResult };
