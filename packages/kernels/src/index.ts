@@ -7,12 +7,24 @@ export { reference } from './backends/reference.js';
 export type { BatchNorm2dOptions, BatchNorm2dSaved } from './batch-norm2d/spec.js';
 export type { ChannelShuffleOptions } from './channel-shuffle/spec.js';
 export type { Pad4, Padding, Pair } from './common/args.js';
+export { getNumThreads, setNumThreads } from './common/threads.js';
 export type { Conv2dOptions } from './conv2d/spec.js';
 export type { DepthwiseConv2dOptions } from './depthwise-conv2d/spec.js';
 export type { DeviceTensor } from './gpu/device-tensor.js';
 export { checkGpuMode, GPU_MODES, type GpuMode, type GpuModeStatus, GpuUnavailableError, openGpu } from './gpu/modes.js';
 
-export type { GpuBackend, GpuBackendOptions, GpuKernelStats, GpuLimits, GpuOps, GpuStats, TensorArg } from './gpu/types.js';
+export type {
+  GpuBackend,
+  GpuBackendOps,
+  GpuBackendOptions,
+  GpuBatchNorm2dSaved,
+  GpuKernelStats,
+  GpuLimits,
+  GpuMaxPool2dSaved,
+  GpuOps,
+  GpuStats,
+  TensorArg,
+} from './gpu/types.js';
 export type { LinearOptions } from './linear/spec.js';
 export type { MaxPool2dOptions, MaxPool2dSaved } from './max-pool2d/spec.js';
 export * from './ops.js';

@@ -122,6 +122,97 @@ export function sgemm(
 }
 
 /**
+ * The half-open range [begin, end) of part `part` of `parts` nearly equal bands of `length`, cut at
+ * multiples of `unit` (the last band takes the remainder). Bands of consecutive parts are contiguous and
+ * together cover [0, length) once; a part may be empty when there are more parts than units.
+ */
+export function band(length: number, part: number, parts: number, unit: number): [number, number] {
+  const units = Math.ceil(length / unit);
+  const begin = Math.min(length, Math.floor((units * part) / parts) * unit);
+  const end = part === parts - 1 ? length : Math.min(length, Math.floor((units * (part + 1)) / parts) * unit);
+  return [begin, end];
+}
+
+/**
+ * Part `part` of `parts` of sgemm(...): the same product restricted to one band of C, cut along C's
+ * longer side (rows when m >= n, else columns) at whole tiles, so that the parts can run on different
+ * threads and write disjoint elements. Each element of C goes through exactly the operations it would
+ * in one sgemm call: its sum runs over the same K blocks (their size depends on k alone) in the same
+ * order, and only the tile it sits in changes, which the arithmetic does not see (an edge tile sums in
+ * the same doubles and stores the same way). So the parts together are bit-identical to sgemm. The
+ * operand along the cut is packed by its part only; the other one (the shorter side) by every part.
+ * sgemmPart(0, 1, ...) is sgemm(...).
+ */
+export function sgemmPart(
+  part: number,
+  parts: number,
+  m: number,
+  n: number,
+  k: number,
+  a: Float32Array,
+  aOffset: number,
+  aRowStride: number,
+  aColStride: number,
+  b: Float32Array,
+  bOffset: number,
+  bRowStride: number,
+  bColStride: number,
+  c: Float32Array,
+  cOffset: number,
+  cRowStride: number,
+  cColStride: number,
+  accumulate: boolean,
+): void {
+  if (parts === 1) {
+    sgemm(m, n, k, a, aOffset, aRowStride, aColStride, b, bOffset, bRowStride, bColStride, c, cOffset, cRowStride, cColStride, accumulate);
+  } else if (m >= n) {
+    const [begin, end] = band(m, part, parts, MR);
+    const aStart = aOffset + begin * aRowStride;
+    const cStart = cOffset + begin * cRowStride;
+    sgemm(
+      end - begin,
+      n,
+      k,
+      a,
+      aStart,
+      aRowStride,
+      aColStride,
+      b,
+      bOffset,
+      bRowStride,
+      bColStride,
+      c,
+      cStart,
+      cRowStride,
+      cColStride,
+      accumulate,
+    );
+  } else {
+    const [begin, end] = band(n, part, parts, NR);
+    const bStart = bOffset + begin * bColStride;
+    const cStart = cOffset + begin * cColStride;
+    sgemm(
+      m,
+      end - begin,
+      k,
+      a,
+      aOffset,
+      aRowStride,
+      aColStride,
+      b,
+      bStart,
+      bRowStride,
+      bColStride,
+      c,
+      cStart,
+      cRowStride,
+      cColStride,
+      accumulate,
+    );
+  }
+}
+
+/**
  * Copies the rows x terms block of a matrix (element (r, t) at offset + r * rowStride + t * termStride)
  * into slivers of `width` rows: sliver s holds, for each term t, the `width` values of rows s*width..,
  * zero-padded past the last row. Both operands use it: A directly, B through its transposed view.

@@ -1,7 +1,8 @@
 import type { Tensor } from '@shuffle/core';
-import { sgemm } from '../common/gemm.js';
+import { band, sgemm, sgemmPart } from '../common/gemm.js';
 import { allocLike } from '../common/indexing.js';
 import { scratchF32 } from '../common/scratch.js';
+import { defineTask, jobArgs, partsFor, runParallel, sharedF32, sharedSlot } from '../common/threads.js';
 import { conv2dReference } from './reference.js';
 import { type Conv2dGeometry, type Conv2dOps, type Conv2dOptions, checkConv2dBackward, conv2dGeometry } from './spec.js';
 
@@ -36,6 +37,9 @@ import { type Conv2dGeometry, type Conv2dOps, type Conv2dOptions, checkConv2dBac
  * Groups of one or two output channels (depthwise-like) skip the matrices: a product that thin would be
  * mostly tile padding, and direct loops measured 2-4x faster there (see isThin).
  *
+ * With setNumThreads(n > 1), the matrix paths split large calls across worker threads, bit-identically
+ * (see "The products, on one thread or split" below); the direct loops stay on one thread.
+ *
  * float64 exists for gradient checks only: it goes to the reference.
  */
 
@@ -55,13 +59,9 @@ export const conv2dCpu: Conv2dOps = {
     if (isThin(geometry)) {
       if (nhwc) directForwardNhwc(xData, weight, yData, geometry);
       else directForwardNchw(xData, weight, yData, geometry);
-    } else if (isPointwise(geometry)) {
-      if (nhwc) pointwiseForwardNhwc(xData, weight, yData, geometry, accumulate);
-      else pointwiseForwardNchw(xData, weight, yData, geometry, accumulate);
     } else {
       const weights = weightMatrix(weight, nhwc, geometry);
-      if (nhwc) im2colForwardNhwc(xData, weights, yData, geometry, accumulate);
-      else im2colForwardNchw(xData, weights, yData, geometry, accumulate);
+      forwardProducts(xData, weights, weight.size, yData, geometry, nhwc, accumulate);
     }
     return y;
   },
@@ -91,16 +91,12 @@ export const conv2dCpu: Conv2dOps = {
       if (isThin(geometry)) {
         if (nhwc) directBackwardNhwc(dyData, xData, weight, dxData, dweight, geometry);
         else directBackwardNchw(dyData, xData, weight, dxData, dweight.data as Float32Array, geometry);
-      } else if (isPointwise(geometry)) {
-        if (nhwc) pointwiseBackwardNhwc(dyData, xData, weight, dxData, dweight.data as Float32Array, geometry);
-        else pointwiseBackwardNchw(dyData, xData, weight, dxData, dweight.data as Float32Array, geometry);
       } else {
         const weights = weightMatrix(weight, nhwc, geometry);
         // dW is accumulated over chunks and images in K order: in dweight itself when that is its memory order.
         const inPlace = weightInKOrder(weight, nhwc, geometry);
         const dweights = inPlace ? (dweight.data as Float32Array) : scratchF32('conv2d.dweightMatrix', weight.size).fill(0, 0, weight.size);
-        if (nhwc) im2colBackwardNhwc(dyData, xData, weights, dxData, dweights, geometry);
-        else im2colBackwardNchw(dyData, xData, weights, dxData, dweights, geometry);
+        backwardProducts(dyData, xData, weights, dxData, dweights, weight.size, geometry, nhwc);
         if (!inPlace) storeWeightMatrix(dweights, dweight, nhwc, geometry);
       }
     }
@@ -176,24 +172,203 @@ function sumPerChannel(dy: Float32Array, nhwc: boolean, batch: number, channels:
   db.set(sums);
 }
 
+// ---- The products, on one thread or split across several (common/threads.ts) ----
+
+/*
+ * Each path below computes part `part` of `parts` of its output, so that one code serves one thread
+ * (part 0 of 1) and several. The cuts keep every output element's operations as they are on one thread,
+ * so results are bit-identical:
+ *   - 1x1 forward and backward: every product is cut into bands of whole tiles (sgemmPart).
+ *   - im2col forward: each part takes a range of output pixels (im2col included); an element's sum does
+ *     not depend on where the pixel chunks start.
+ *   - im2col backward: each part takes a range of input channels of every group: its rows of Col and
+ *     dCol, its columns of dW, its channels of dx (col2im adds into them in the same order). The pixel
+ *     chunks stay the single-threaded ones, since dW is rounded to float32 after each chunk.
+ * Workers see only shared memory: the inputs are copied into shared slots, the outputs computed there and
+ * copied out. The copies cost ~0.1 ns per byte against ~0.5 ns per multiply-add, and ShuffleNet's
+ * convolutions do 20-80 multiply-adds per element copied.
+ */
+
+/** Multiply-adds of the forward (the backward does twice as many). */
+function forwardMacs(g: Conv2dGeometry): number {
+  return g.batch * g.outChannels * g.outHeight * g.outWidth * g.inChannelsPerGroup * g.kernelHeight * g.kernelWidth;
+}
+
+/** Pixels of a part's range are cut at multiples of the GEMM tile (4), so that parts add no edge tiles. */
+const TILE = 4;
+
+function forwardPart(
+  x: Float32Array,
+  weights: Float32Array,
+  y: Float32Array,
+  g: Conv2dGeometry,
+  nhwc: boolean,
+  accumulate: boolean,
+  part: number,
+  parts: number,
+): void {
+  if (isPointwise(g)) {
+    if (nhwc) pointwiseForwardNhwc(x, weights, y, g, accumulate, part, parts);
+    else pointwiseForwardNchw(x, weights, y, g, accumulate, part, parts);
+  } else if (nhwc) im2colForwardNhwc(x, weights, y, g, accumulate, part, parts);
+  else im2colForwardNchw(x, weights, y, g, accumulate, part, parts);
+}
+
+function backwardPart(
+  dy: Float32Array,
+  x: Float32Array,
+  weights: Float32Array,
+  dx: Float32Array,
+  dweights: Float32Array,
+  g: Conv2dGeometry,
+  nhwc: boolean,
+  part: number,
+  parts: number,
+): void {
+  if (isPointwise(g)) {
+    if (nhwc) pointwiseBackwardNhwc(dy, x, weights, dx, dweights, g, part, parts);
+    else pointwiseBackwardNchw(dy, x, weights, dx, dweights, g, part, parts);
+  } else if (nhwc) im2colBackwardNhwc(dy, x, weights, dx, dweights, g, part, parts);
+  else im2colBackwardNchw(dy, x, weights, dx, dweights, g, part, parts);
+}
+
+/** y (+)= the convolution's products, with y holding the bias when `accumulate`. */
+function forwardProducts(
+  x: Float32Array,
+  weights: Float32Array,
+  weightSize: number,
+  y: Float32Array,
+  g: Conv2dGeometry,
+  nhwc: boolean,
+  accumulate: boolean,
+): void {
+  const parts = partsFor(forwardMacs(g));
+  if (parts === 1) {
+    forwardPart(x, weights, y, g, nhwc, accumulate, 0, 1);
+    return;
+  }
+  sharedF32('conv2d.x', x.length).set(x);
+  sharedF32('conv2d.weights', weightSize).set(weights.subarray(0, weightSize));
+  const shared = sharedF32('conv2d.y', y.length);
+  if (accumulate) shared.set(y);
+  writeJob(g, nhwc, accumulate);
+  runParallel(forwardTask, parts);
+  y.set(shared.subarray(0, y.length));
+}
+
+/** dx = the convolution's input gradient, dweights += its weight gradient (K-ordered, zero on entry). */
+function backwardProducts(
+  dy: Float32Array,
+  x: Float32Array,
+  weights: Float32Array,
+  dx: Float32Array,
+  dweights: Float32Array,
+  weightSize: number,
+  g: Conv2dGeometry,
+  nhwc: boolean,
+): void {
+  // Channel ranges need a channel per part (the stem's 3 input channels split 1 + 2).
+  const parts = Math.min(partsFor(2 * forwardMacs(g)), isPointwise(g) ? Number.POSITIVE_INFINITY : g.inChannelsPerGroup);
+  if (parts <= 1) {
+    backwardPart(dy, x, weights, dx, dweights, g, nhwc, 0, 1);
+    return;
+  }
+  sharedF32('conv2d.dy', dy.length).set(dy);
+  sharedF32('conv2d.x', x.length).set(x);
+  sharedF32('conv2d.weights', weightSize).set(weights.subarray(0, weightSize));
+  const sharedDx = sharedF32('conv2d.dx', dx.length).fill(0, 0, dx.length);
+  const sharedDweights = sharedF32('conv2d.dweights', weightSize).fill(0, 0, weightSize);
+  writeJob(g, nhwc, false);
+  runParallel(backwardTask, parts);
+  dx.set(sharedDx.subarray(0, dx.length));
+  dweights.set(sharedDweights.subarray(0, weightSize));
+}
+
+/** The geometry's numbers, in the order the job's args hold them (after args[0], the flags). */
+const GEOMETRY_FIELDS = [
+  'batch',
+  'inChannels',
+  'inHeight',
+  'inWidth',
+  'outChannels',
+  'outHeight',
+  'outWidth',
+  'groups',
+  'inChannelsPerGroup',
+  'outChannelsPerGroup',
+  'kernelHeight',
+  'kernelWidth',
+  'strideHeight',
+  'strideWidth',
+  'dilationHeight',
+  'dilationWidth',
+] as const;
+const PAD_FIELDS = ['top', 'bottom', 'left', 'right'] as const;
+const NHWC_FLAG = 1;
+const ACCUMULATE_FLAG = 2;
+
+function writeJob(g: Conv2dGeometry, nhwc: boolean, accumulate: boolean): void {
+  const args = jobArgs(1 + GEOMETRY_FIELDS.length + PAD_FIELDS.length);
+  args[0] = (nhwc ? NHWC_FLAG : 0) | (accumulate ? ACCUMULATE_FLAG : 0);
+  let at = 1;
+  for (const field of GEOMETRY_FIELDS) args[at++] = g[field];
+  for (const side of PAD_FIELDS) args[at++] = g.pad[side];
+}
+
+function readJob(args: Float64Array): { g: Conv2dGeometry; nhwc: boolean; accumulate: boolean } {
+  const g = { bias: undefined, pad: { top: 0, bottom: 0, left: 0, right: 0 } } as unknown as Record<string, number> & Conv2dGeometry;
+  let at = 1;
+  for (const field of GEOMETRY_FIELDS) g[field] = args[at++] as number;
+  for (const side of PAD_FIELDS) g.pad[side] = args[at++] as number;
+  const flags = args[0] as number;
+  return { g, nhwc: (flags & NHWC_FLAG) !== 0, accumulate: (flags & ACCUMULATE_FLAG) !== 0 };
+}
+
+const forwardTask = defineTask('conv2d.forward', (args, part, parts) => {
+  const { g, nhwc, accumulate } = readJob(args);
+  forwardPart(sharedSlot('conv2d.x'), sharedSlot('conv2d.weights'), sharedSlot('conv2d.y'), g, nhwc, accumulate, part, parts);
+});
+
+const backwardTask = defineTask('conv2d.backward', (args, part, parts) => {
+  const { g, nhwc } = readJob(args);
+  const [dy, x, weights] = [sharedSlot('conv2d.dy'), sharedSlot('conv2d.x'), sharedSlot('conv2d.weights')];
+  backwardPart(dy, x, weights, sharedSlot('conv2d.dx'), sharedSlot('conv2d.dweights'), g, nhwc, part, parts);
+});
+
+/** The tasks a worker must serve for conv2d (gemm-worker.ts). */
+export const conv2dTasks = [forwardTask, backwardTask];
+
 // ---- 1x1 stride-1 convolutions: one product per group (NHWC) or per image and group (NCHW) ----
 
-function pointwiseForwardNchw(x: Float32Array, weight: Tensor, y: Float32Array, g: Conv2dGeometry, accumulate: boolean): void {
+/*
+ * The weight matrix W [Cout x Cin_g] is row-major in either weight layout (a 1x1 kernel's OIHW and OHWI
+ * are the same order), so W_g starts at row group * Cout_g.
+ */
+
+function pointwiseForwardNchw(
+  x: Float32Array,
+  w: Float32Array,
+  y: Float32Array,
+  g: Conv2dGeometry,
+  accumulate: boolean,
+  part: number,
+  parts: number,
+): void {
   const { batch, inChannels, outChannels, groups, inChannelsPerGroup, outChannelsPerGroup } = g;
   const pixels = g.outHeight * g.outWidth;
-  const [outStride, inStride] = weight.strides as [number, number];
-  const w = weight.data as Float32Array;
   for (let n = 0; n < batch; n++) {
     for (let group = 0; group < groups; group++) {
       // Y_g [Cout_g x pixels] = W_g [Cout_g x Cin_g] * X_g [Cin_g x pixels]
-      sgemm(
+      sgemmPart(
+        part,
+        parts,
         outChannelsPerGroup,
         pixels,
         inChannelsPerGroup,
         w,
-        group * outChannelsPerGroup * outStride,
-        outStride,
-        inStride,
+        group * outChannelsPerGroup * inChannelsPerGroup,
+        inChannelsPerGroup,
+        1,
         x,
         (n * inChannels + group * inChannelsPerGroup) * pixels,
         pixels,
@@ -208,14 +383,22 @@ function pointwiseForwardNchw(x: Float32Array, weight: Tensor, y: Float32Array, 
   }
 }
 
-function pointwiseForwardNhwc(x: Float32Array, weight: Tensor, y: Float32Array, g: Conv2dGeometry, accumulate: boolean): void {
+function pointwiseForwardNhwc(
+  x: Float32Array,
+  w: Float32Array,
+  y: Float32Array,
+  g: Conv2dGeometry,
+  accumulate: boolean,
+  part: number,
+  parts: number,
+): void {
   const { inChannels, outChannels, groups, inChannelsPerGroup, outChannelsPerGroup } = g;
   const pixels = g.batch * g.outHeight * g.outWidth;
-  const [outStride, inStride] = weight.strides as [number, number];
-  const w = weight.data as Float32Array;
   for (let group = 0; group < groups; group++) {
     // Y_g [pixels x Cout_g] = X_g [pixels x Cin_g] * W_g^T [Cin_g x Cout_g], rows C (or Cout) apart.
-    sgemm(
+    sgemmPart(
+      part,
+      parts,
       pixels,
       outChannelsPerGroup,
       inChannelsPerGroup,
@@ -224,9 +407,9 @@ function pointwiseForwardNhwc(x: Float32Array, weight: Tensor, y: Float32Array, 
       inChannels,
       1,
       w,
-      group * outChannelsPerGroup * outStride,
-      inStride,
-      outStride,
+      group * outChannelsPerGroup * inChannelsPerGroup,
+      1,
+      inChannelsPerGroup,
       y,
       group * outChannelsPerGroup,
       outChannels,
@@ -239,22 +422,24 @@ function pointwiseForwardNhwc(x: Float32Array, weight: Tensor, y: Float32Array, 
 function pointwiseBackwardNchw(
   dy: Float32Array,
   x: Float32Array,
-  weight: Tensor,
+  w: Float32Array,
   dx: Float32Array,
   dw: Float32Array,
   g: Conv2dGeometry,
+  part: number,
+  parts: number,
 ): void {
   const { batch, inChannels, outChannels, groups, inChannelsPerGroup, outChannelsPerGroup } = g;
   const pixels = g.outHeight * g.outWidth;
-  const [outStride, inStride] = weight.strides as [number, number];
-  const w = weight.data as Float32Array;
   for (let n = 0; n < batch; n++) {
     for (let group = 0; group < groups; group++) {
       const xStart = (n * inChannels + group * inChannelsPerGroup) * pixels;
       const dyStart = (n * outChannels + group * outChannelsPerGroup) * pixels;
-      const wStart = group * outChannelsPerGroup * outStride;
+      const wStart = group * outChannelsPerGroup * inChannelsPerGroup;
       // dW_g [Cout_g x Cin_g] += dY_g [Cout_g x pixels] * X_g^T [pixels x Cin_g]  (dweight starts at zero)
-      sgemm(
+      sgemmPart(
+        part,
+        parts,
         outChannelsPerGroup,
         inChannelsPerGroup,
         pixels,
@@ -268,19 +453,21 @@ function pointwiseBackwardNchw(
         pixels,
         dw,
         wStart,
-        outStride,
-        inStride,
+        inChannelsPerGroup,
+        1,
         true,
       );
       // dX_g [Cin_g x pixels] = W_g^T [Cin_g x Cout_g] * dY_g [Cout_g x pixels]
-      sgemm(
+      sgemmPart(
+        part,
+        parts,
         inChannelsPerGroup,
         pixels,
         outChannelsPerGroup,
         w,
         wStart,
-        inStride,
-        outStride,
+        1,
+        inChannelsPerGroup,
         dy,
         dyStart,
         pixels,
@@ -298,21 +485,23 @@ function pointwiseBackwardNchw(
 function pointwiseBackwardNhwc(
   dy: Float32Array,
   x: Float32Array,
-  weight: Tensor,
+  w: Float32Array,
   dx: Float32Array,
   dw: Float32Array,
   g: Conv2dGeometry,
+  part: number,
+  parts: number,
 ): void {
   const { inChannels, outChannels, groups, inChannelsPerGroup, outChannelsPerGroup } = g;
   const pixels = g.batch * g.outHeight * g.outWidth;
-  const [outStride, inStride] = weight.strides as [number, number];
-  const w = weight.data as Float32Array;
   for (let group = 0; group < groups; group++) {
     const xStart = group * inChannelsPerGroup;
     const dyStart = group * outChannelsPerGroup;
-    const wStart = group * outChannelsPerGroup * outStride;
+    const wStart = group * outChannelsPerGroup * inChannelsPerGroup;
     // dW_g [Cout_g x Cin_g] = dY_g^T [Cout_g x pixels] * X_g [pixels x Cin_g]
-    sgemm(
+    sgemmPart(
+      part,
+      parts,
       outChannelsPerGroup,
       inChannelsPerGroup,
       pixels,
@@ -326,12 +515,14 @@ function pointwiseBackwardNhwc(
       1,
       dw,
       wStart,
-      outStride,
-      inStride,
+      inChannelsPerGroup,
+      1,
       false,
     );
     // dX_g [pixels x Cin_g] = dY_g [pixels x Cout_g] * W_g [Cout_g x Cin_g]
-    sgemm(
+    sgemmPart(
+      part,
+      parts,
       pixels,
       inChannelsPerGroup,
       outChannelsPerGroup,
@@ -341,8 +532,8 @@ function pointwiseBackwardNhwc(
       1,
       w,
       wStart,
-      outStride,
-      inStride,
+      inChannelsPerGroup,
+      1,
       dx,
       xStart,
       inChannels,
@@ -405,19 +596,28 @@ function chunkPixels(terms: number, pixels: number): number {
   return Math.min(chunk, pixels);
 }
 
-function im2colForwardNchw(x: Float32Array, weights: Float32Array, y: Float32Array, g: Conv2dGeometry, accumulate: boolean): void {
+function im2colForwardNchw(
+  x: Float32Array,
+  weights: Float32Array,
+  y: Float32Array,
+  g: Conv2dGeometry,
+  accumulate: boolean,
+  part: number,
+  parts: number,
+): void {
   const { batch, inChannels, outChannels, groups, inChannelsPerGroup, outChannelsPerGroup } = g;
   const terms = inChannelsPerGroup * g.kernelHeight * g.kernelWidth;
   const pixels = g.outHeight * g.outWidth;
   const inPlane = g.inHeight * g.inWidth;
   const chunk = chunkPixels(terms, pixels);
   const columns = scratchF32('conv2d.columns', terms * chunk);
+  const [begin, end] = band(pixels, part, parts, TILE);
   for (let n = 0; n < batch; n++) {
     for (let group = 0; group < groups; group++) {
       const xStart = (n * inChannels + group * inChannelsPerGroup) * inPlane;
-      for (let first = 0; first < pixels; first += chunk) {
-        const count = Math.min(chunk, pixels - first);
-        im2colNchw(x, xStart, g, first, count, columns);
+      for (let first = begin; first < end; first += chunk) {
+        const count = Math.min(chunk, end - first);
+        im2colNchw(x, xStart, inChannelsPerGroup, g, first, count, columns);
         // Y_g[:, chunk] [Cout_g x count] = W_g [Cout_g x Kg] * Col [Kg x count]
         sgemm(
           outChannelsPerGroup,
@@ -442,16 +642,25 @@ function im2colForwardNchw(x: Float32Array, weights: Float32Array, y: Float32Arr
   }
 }
 
-function im2colForwardNhwc(x: Float32Array, weights: Float32Array, y: Float32Array, g: Conv2dGeometry, accumulate: boolean): void {
+function im2colForwardNhwc(
+  x: Float32Array,
+  weights: Float32Array,
+  y: Float32Array,
+  g: Conv2dGeometry,
+  accumulate: boolean,
+  part: number,
+  parts: number,
+): void {
   const { outChannels, groups, inChannelsPerGroup, outChannelsPerGroup } = g;
   const terms = inChannelsPerGroup * g.kernelHeight * g.kernelWidth;
   const pixels = g.batch * g.outHeight * g.outWidth;
   const chunk = chunkPixels(terms, pixels);
   const columns = scratchF32('conv2d.columns', terms * chunk);
-  for (let first = 0; first < pixels; first += chunk) {
-    const count = Math.min(chunk, pixels - first);
+  const [begin, end] = band(pixels, part, parts, TILE);
+  for (let first = begin; first < end; first += chunk) {
+    const count = Math.min(chunk, end - first);
     for (let group = 0; group < groups; group++) {
-      im2colNhwc(x, group * inChannelsPerGroup, g, first, count, columns);
+      im2colNhwc(x, group * inChannelsPerGroup, inChannelsPerGroup, g, first, count, columns);
       // Y_g[chunk, :] [count x Cout_g] = Col [count x Kg] * W_g^T [Kg x Cout_g]
       sgemm(
         count,
@@ -475,6 +684,10 @@ function im2colForwardNhwc(x: Float32Array, weights: Float32Array, y: Float32Arr
   }
 }
 
+/*
+ * The backward takes the input channels [cBegin, cEnd) of every group (all of them on one thread). In
+ * NCHW those are consecutive rows (c, p, q) of Col and dCol, and consecutive columns of dW.
+ */
 function im2colBackwardNchw(
   dy: Float32Array,
   x: Float32Array,
@@ -482,32 +695,44 @@ function im2colBackwardNchw(
   dx: Float32Array,
   dweights: Float32Array,
   g: Conv2dGeometry,
+  part: number,
+  parts: number,
 ): void {
   const { batch, inChannels, outChannels, groups, inChannelsPerGroup, outChannelsPerGroup } = g;
-  const terms = inChannelsPerGroup * g.kernelHeight * g.kernelWidth;
+  const taps = g.kernelHeight * g.kernelWidth;
+  const terms = inChannelsPerGroup * taps;
   const pixels = g.outHeight * g.outWidth;
   const inPlane = g.inHeight * g.inWidth;
   const chunk = chunkPixels(terms, pixels);
-  const columns = scratchF32('conv2d.columns', terms * chunk);
-  const dcolumns = scratchF32('conv2d.dcolumns', terms * chunk);
+  const [cBegin, cEnd] = band(inChannelsPerGroup, part, parts, 1);
+  const channels = cEnd - cBegin;
+  if (channels === 0) return;
+  const rows = channels * taps;
+  const columns = scratchF32('conv2d.columns', rows * chunk);
+  const dcolumns = scratchF32('conv2d.dcolumns', rows * chunk);
   for (let n = 0; n < batch; n++) {
     for (let group = 0; group < groups; group++) {
-      const xStart = (n * inChannels + group * inChannelsPerGroup) * inPlane;
-      const wStart = group * outChannelsPerGroup * terms;
+      const xStart = (n * inChannels + group * inChannelsPerGroup + cBegin) * inPlane;
+      const wStart = group * outChannelsPerGroup * terms + cBegin * taps;
       for (let first = 0; first < pixels; first += chunk) {
         const count = Math.min(chunk, pixels - first);
         const dyStart = (n * outChannels + group * outChannelsPerGroup) * pixels + first;
-        im2colNchw(x, xStart, g, first, count, columns);
-        // dW_g [Cout_g x Kg] += dY_g[:, chunk] [Cout_g x count] * Col^T [count x Kg]
-        sgemm(outChannelsPerGroup, terms, count, dy, dyStart, pixels, 1, columns, 0, 1, count, dweights, wStart, terms, 1, true);
-        // dCol [Kg x count] = W_g^T [Kg x Cout_g] * dY_g[:, chunk] [Cout_g x count]
-        sgemm(terms, count, outChannelsPerGroup, weights, wStart, 1, terms, dy, dyStart, pixels, 1, dcolumns, 0, count, 1, false);
-        col2imNchw(dx, xStart, g, first, count, dcolumns);
+        im2colNchw(x, xStart, channels, g, first, count, columns);
+        // dW_g[:, rows] [Cout_g x rows] += dY_g[:, chunk] [Cout_g x count] * Col^T [count x rows]
+        sgemm(outChannelsPerGroup, rows, count, dy, dyStart, pixels, 1, columns, 0, 1, count, dweights, wStart, terms, 1, true);
+        // dCol [rows x count] = W_g[:, rows]^T [rows x Cout_g] * dY_g[:, chunk] [Cout_g x count]
+        sgemm(rows, count, outChannelsPerGroup, weights, wStart, 1, terms, dy, dyStart, pixels, 1, dcolumns, 0, count, 1, false);
+        col2imNchw(dx, xStart, channels, g, first, count, dcolumns);
       }
     }
   }
 }
 
+/*
+ * In NHWC a range of channels is a run inside each tap's (p, q, c) block of K, so a part that takes only
+ * some channels works on compacted copies: W's columns for its channels (taps x channels per row), and
+ * its own dW columns, accumulated there over the chunks exactly as dweights would be, then copied back.
+ */
 function im2colBackwardNhwc(
   dy: Float32Array,
   x: Float32Array,
@@ -515,24 +740,61 @@ function im2colBackwardNhwc(
   dx: Float32Array,
   dweights: Float32Array,
   g: Conv2dGeometry,
+  part: number,
+  parts: number,
 ): void {
   const { outChannels, groups, inChannelsPerGroup, outChannelsPerGroup } = g;
-  const terms = inChannelsPerGroup * g.kernelHeight * g.kernelWidth;
+  const taps = g.kernelHeight * g.kernelWidth;
+  const terms = inChannelsPerGroup * taps;
   const pixels = g.batch * g.outHeight * g.outWidth;
   const chunk = chunkPixels(terms, pixels);
-  const columns = scratchF32('conv2d.columns', terms * chunk);
-  const dcolumns = scratchF32('conv2d.dcolumns', terms * chunk);
+  const [cBegin, cEnd] = band(inChannelsPerGroup, part, parts, 1);
+  const channels = cEnd - cBegin;
+  if (channels === 0) return;
+  const rowLength = channels * taps;
+  const whole = channels === inChannelsPerGroup;
+  const w = whole ? weights : compactTaps(weights, scratchF32('conv2d.weightBand', outChannels * rowLength), g, cBegin, channels);
+  const dw = whole ? dweights : scratchF32('conv2d.dweightBand', outChannels * rowLength).fill(0, 0, outChannels * rowLength);
+  const columns = scratchF32('conv2d.columns', rowLength * chunk);
+  const dcolumns = scratchF32('conv2d.dcolumns', rowLength * chunk);
   for (let first = 0; first < pixels; first += chunk) {
     const count = Math.min(chunk, pixels - first);
     for (let group = 0; group < groups; group++) {
       const dyStart = first * outChannels + group * outChannelsPerGroup;
-      const wStart = group * outChannelsPerGroup * terms;
-      im2colNhwc(x, group * inChannelsPerGroup, g, first, count, columns);
-      // dW_g [Cout_g x Kg] += dY_g[chunk, :]^T [Cout_g x count] * Col [count x Kg]
-      sgemm(outChannelsPerGroup, terms, count, dy, dyStart, 1, outChannels, columns, 0, terms, 1, dweights, wStart, terms, 1, true);
-      // dCol [count x Kg] = dY_g[chunk, :] [count x Cout_g] * W_g [Cout_g x Kg]
-      sgemm(count, terms, outChannelsPerGroup, dy, dyStart, outChannels, 1, weights, wStart, terms, 1, dcolumns, 0, terms, 1, false);
-      col2imNhwc(dx, group * inChannelsPerGroup, g, first, count, dcolumns);
+      const wStart = group * outChannelsPerGroup * rowLength;
+      const channelStart = group * inChannelsPerGroup + cBegin;
+      im2colNhwc(x, channelStart, channels, g, first, count, columns);
+      // dW_g [Cout_g x rowLength] += dY_g[chunk, :]^T [Cout_g x count] * Col [count x rowLength]
+      sgemm(outChannelsPerGroup, rowLength, count, dy, dyStart, 1, outChannels, columns, 0, rowLength, 1, dw, wStart, rowLength, 1, true);
+      // dCol [count x rowLength] = dY_g[chunk, :] [count x Cout_g] * W_g [Cout_g x rowLength]
+      sgemm(count, rowLength, outChannelsPerGroup, dy, dyStart, outChannels, 1, w, wStart, rowLength, 1, dcolumns, 0, rowLength, 1, false);
+      col2imNhwc(dx, channelStart, channels, g, first, count, dcolumns);
+    }
+  }
+  if (!whole) expandTaps(dw, dweights, g, cBegin, channels);
+}
+
+/** band[o][(p, q) * channels + c] = weights[o][(p, q) * Cin_g + cBegin + c]: a channel range of NHWC-ordered K. */
+function compactTaps(weights: Float32Array, band: Float32Array, g: Conv2dGeometry, cBegin: number, channels: number): Float32Array {
+  const taps = g.kernelHeight * g.kernelWidth;
+  let to = 0;
+  for (let o = 0; o < g.outChannels; o++) {
+    for (let tap = 0; tap < taps; tap++) {
+      const from = (o * taps + tap) * g.inChannelsPerGroup + cBegin;
+      for (let c = 0; c < channels; c++) band[to++] = weights[from + c] as number;
+    }
+  }
+  return band;
+}
+
+/** The inverse of compactTaps: a channel range's columns back into the whole K-ordered matrix. */
+function expandTaps(band: Float32Array, weights: Float32Array, g: Conv2dGeometry, cBegin: number, channels: number): void {
+  const taps = g.kernelHeight * g.kernelWidth;
+  let from = 0;
+  for (let o = 0; o < g.outChannels; o++) {
+    for (let tap = 0; tap < taps; tap++) {
+      const to = (o * taps + tap) * g.inChannelsPerGroup + cBegin;
+      for (let c = 0; c < channels; c++) weights[to + c] = band[from++] as number;
     }
   }
 }
@@ -553,18 +815,26 @@ function insideEnd(offset: number, stride: number, size: number, outSize: number
 }
 
 /**
- * NCHW im2col of one image's group (channels from xStart) for output pixels first .. first+count-1:
+ * NCHW im2col of `channels` channels of one image's group (from xStart) for output pixels first .. first+count-1:
  * columns[row][pixel], row = (c * kH + p) * kW + q, `count` floats per row. Each row is a run of output
  * rows; along one output row the tap walks an input row with step strideW, so the copy is a strided read
  * between two zero-filled margins.
  */
-function im2colNchw(x: Float32Array, xStart: number, g: Conv2dGeometry, first: number, count: number, columns: Float32Array): void {
+function im2colNchw(
+  x: Float32Array,
+  xStart: number,
+  channels: number,
+  g: Conv2dGeometry,
+  first: number,
+  count: number,
+  columns: Float32Array,
+): void {
   const { inHeight, inWidth, outWidth, strideHeight, strideWidth, kernelHeight, kernelWidth, dilationHeight, dilationWidth, pad } = g;
   const inPlane = inHeight * inWidth;
   const firstRow = Math.floor(first / outWidth);
   const firstColumn = first - firstRow * outWidth;
   let to = 0;
-  for (let c = 0; c < g.inChannelsPerGroup; c++) {
+  for (let c = 0; c < channels; c++) {
     const plane = xStart + c * inPlane;
     for (let p = 0; p < kernelHeight; p++) {
       const rowOffset = p * dilationHeight - pad.top;
@@ -598,13 +868,21 @@ function im2colNchw(x: Float32Array, xStart: number, g: Conv2dGeometry, first: n
 }
 
 /** The adjoint of im2colNchw: adds every column entry to the dx element it was copied from. */
-function col2imNchw(dx: Float32Array, xStart: number, g: Conv2dGeometry, first: number, count: number, columns: Float32Array): void {
+function col2imNchw(
+  dx: Float32Array,
+  xStart: number,
+  channels: number,
+  g: Conv2dGeometry,
+  first: number,
+  count: number,
+  columns: Float32Array,
+): void {
   const { inHeight, inWidth, outWidth, strideHeight, strideWidth, kernelHeight, kernelWidth, dilationHeight, dilationWidth, pad } = g;
   const inPlane = inHeight * inWidth;
   const firstRow = Math.floor(first / outWidth);
   const firstColumn = first - firstRow * outWidth;
   let from = 0;
-  for (let c = 0; c < g.inChannelsPerGroup; c++) {
+  for (let c = 0; c < channels; c++) {
     const plane = xStart + c * inPlane;
     for (let p = 0; p < kernelHeight; p++) {
       const rowOffset = p * dilationHeight - pad.top;
@@ -637,13 +915,22 @@ function col2imNchw(dx: Float32Array, xStart: number, g: Conv2dGeometry, first: 
 }
 
 /**
- * NHWC im2col of group channels channelStart.. for output pixels first .. first+count-1 of the whole
- * batch: columns[pixel][(p * kW + q) * Cin_g + c], one row of Kg floats per pixel, built from runs of
- * Cin_g contiguous channels (zeros where the tap falls in the padding).
+ * NHWC im2col of `channels` channels from channelStart (a group's, or a range of them) for output pixels
+ * first .. first+count-1 of the whole batch: columns[pixel][(p * kW + q) * channels + c], one row of
+ * kH * kW * channels floats per pixel, built from contiguous channel runs (zeros where the tap falls in
+ * the padding).
  */
-function im2colNhwc(x: Float32Array, channelStart: number, g: Conv2dGeometry, first: number, count: number, columns: Float32Array): void {
+function im2colNhwc(
+  x: Float32Array,
+  channelStart: number,
+  channels: number,
+  g: Conv2dGeometry,
+  first: number,
+  count: number,
+  columns: Float32Array,
+): void {
   const { inChannels, inHeight, inWidth, outHeight, outWidth, strideHeight, strideWidth, kernelHeight, kernelWidth } = g;
-  const { dilationHeight, dilationWidth, pad, inChannelsPerGroup } = g;
+  const { dilationHeight, dilationWidth, pad } = g;
   const rowLength = inWidth * inChannels;
   const imageLength = inHeight * rowLength;
   const pixelsPerImage = outHeight * outWidth;
@@ -656,18 +943,18 @@ function im2colNhwc(x: Float32Array, channelStart: number, g: Conv2dGeometry, fi
     for (let p = 0; p < kernelHeight; p++) {
       const h = i * strideHeight - pad.top + p * dilationHeight;
       if (h < 0 || h >= inHeight) {
-        columns.fill(0, to, to + kernelWidth * inChannelsPerGroup);
-        to += kernelWidth * inChannelsPerGroup;
+        columns.fill(0, to, to + kernelWidth * channels);
+        to += kernelWidth * channels;
         continue;
       }
       const row = image + h * rowLength;
       for (let q = 0; q < kernelWidth; q++) {
         const v = j * strideWidth - pad.left + q * dilationWidth;
         if (v < 0 || v >= inWidth) {
-          for (let c = 0; c < inChannelsPerGroup; c++) columns[to++] = 0;
+          for (let c = 0; c < channels; c++) columns[to++] = 0;
         } else {
           let from = row + v * inChannels;
-          for (let c = 0; c < inChannelsPerGroup; c++) columns[to++] = x[from++] as number;
+          for (let c = 0; c < channels; c++) columns[to++] = x[from++] as number;
         }
       }
     }
@@ -682,9 +969,17 @@ function im2colNhwc(x: Float32Array, channelStart: number, g: Conv2dGeometry, fi
 }
 
 /** The adjoint of im2colNhwc: adds every column entry to the dx element it was copied from. */
-function col2imNhwc(dx: Float32Array, channelStart: number, g: Conv2dGeometry, first: number, count: number, columns: Float32Array): void {
+function col2imNhwc(
+  dx: Float32Array,
+  channelStart: number,
+  channels: number,
+  g: Conv2dGeometry,
+  first: number,
+  count: number,
+  columns: Float32Array,
+): void {
   const { inChannels, inHeight, inWidth, outHeight, outWidth, strideHeight, strideWidth, kernelHeight, kernelWidth } = g;
-  const { dilationHeight, dilationWidth, pad, inChannelsPerGroup } = g;
+  const { dilationHeight, dilationWidth, pad } = g;
   const rowLength = inWidth * inChannels;
   const imageLength = inHeight * rowLength;
   const pixelsPerImage = outHeight * outWidth;
@@ -697,17 +992,17 @@ function col2imNhwc(dx: Float32Array, channelStart: number, g: Conv2dGeometry, f
     for (let p = 0; p < kernelHeight; p++) {
       const h = i * strideHeight - pad.top + p * dilationHeight;
       if (h < 0 || h >= inHeight) {
-        from += kernelWidth * inChannelsPerGroup;
+        from += kernelWidth * channels;
         continue;
       }
       const row = image + h * rowLength;
       for (let q = 0; q < kernelWidth; q++) {
         const v = j * strideWidth - pad.left + q * dilationWidth;
         if (v < 0 || v >= inWidth) {
-          from += inChannelsPerGroup;
+          from += channels;
         } else {
           let to = row + v * inChannels;
-          for (let c = 0; c < inChannelsPerGroup; c++, to++) dx[to] = (dx[to] as number) + (columns[from++] as number);
+          for (let c = 0; c < channels; c++, to++) dx[to] = (dx[to] as number) + (columns[from++] as number);
         }
       }
     }

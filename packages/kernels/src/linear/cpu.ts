@@ -1,5 +1,6 @@
-import { sgemm } from '../common/gemm.js';
+import { sgemmPart } from '../common/gemm.js';
 import { allocLike } from '../common/indexing.js';
+import { defineTask, jobArgs, partsFor, runParallel, sharedF32, sharedSlot } from '../common/threads.js';
 import { linearReference } from './reference.js';
 import { checkLinearBackward, type LinearOps, type LinearOptions, linearGeometry } from './spec.js';
 
@@ -12,6 +13,11 @@ import { checkLinearBackward, type LinearOps, type LinearOptions, linearGeometry
  * of 4 rows would be mostly padding (batch 1 does 4x the work), and the work is a pass over W anyway
  * (960 x 1000 floats = 3.8 MB, more than it computes): the small-batch loops stream W once per sample
  * and block four rows of W together, so each load of x (or of dx) serves four multiply-adds.
+ *
+ * With several threads (common/threads.ts), the GEMM path cuts each product into bands of whole tiles
+ * (sgemmPart: bit-identical to one thread); x, W and dy are copied into shared memory for the workers,
+ * which at batch 8 is ~1/8 of the multiply-adds' time. The small-batch loops stay on one thread: there
+ * the copy of W alone costs about as much as the product.
  *
  * float64 exists for gradient checks only: it goes to the reference.
  */
@@ -31,8 +37,19 @@ export const linearCpu: LinearOps = {
       for (let n = 0; n < batch; n++) yData.set(bias.data as Float32Array, n * outFeatures);
     }
     if (batch >= GEMM_MIN_BATCH) {
-      // y [N x out] (+)= x [N x in] * W^T [in x out]
-      sgemm(batch, outFeatures, inFeatures, xData, 0, inFeatures, 1, w, 0, 1, inFeatures, yData, 0, outFeatures, 1, bias !== undefined);
+      const accumulate = bias !== undefined;
+      const parts = partsFor(batch * inFeatures * outFeatures);
+      if (parts === 1) {
+        forwardPart(xData, w, yData, batch, inFeatures, outFeatures, accumulate, 0, 1);
+      } else {
+        sharedF32('linear.x', xData.length).set(xData);
+        sharedF32('linear.weight', w.length).set(w);
+        const shared = sharedF32('linear.y', yData.length);
+        if (accumulate) shared.set(yData);
+        writeJob(batch, inFeatures, outFeatures, accumulate);
+        runParallel(forwardTask, parts);
+        yData.set(shared.subarray(0, yData.length));
+      }
     } else {
       rowDots(xData, w, yData, batch, inFeatures, outFeatures);
     }
@@ -56,10 +73,20 @@ export const linearCpu: LinearOps = {
     const dxData = dx.data as Float32Array;
     const dw = dweight.data as Float32Array;
     if (batch >= GEMM_MIN_BATCH) {
-      // dx [N x in] = dy [N x out] * W [out x in]
-      sgemm(batch, inFeatures, outFeatures, dyData, 0, outFeatures, 1, w, 0, inFeatures, 1, dxData, 0, inFeatures, 1, false);
-      // dW [out x in] = dy^T [out x N] * x [N x in]
-      sgemm(outFeatures, inFeatures, batch, dyData, 0, 1, outFeatures, xData, 0, inFeatures, 1, dw, 0, inFeatures, 1, false);
+      const parts = partsFor(2 * batch * inFeatures * outFeatures);
+      if (parts === 1) {
+        backwardPart(dyData, xData, w, dxData, dw, batch, inFeatures, outFeatures, 0, 1);
+      } else {
+        sharedF32('linear.dy', dyData.length).set(dyData);
+        sharedF32('linear.x', xData.length).set(xData);
+        sharedF32('linear.weight', w.length).set(w);
+        const sharedDx = sharedF32('linear.dx', dxData.length);
+        const sharedDw = sharedF32('linear.dweight', dw.length);
+        writeJob(batch, inFeatures, outFeatures, false);
+        runParallel(backwardTask, parts);
+        dxData.set(sharedDx.subarray(0, dxData.length));
+        dw.set(sharedDw.subarray(0, dw.length));
+      }
     } else {
       rowCombinations(dyData, w, dxData, batch, inFeatures, outFeatures);
       outerProducts(dyData, xData, dw, batch, inFeatures, outFeatures);
@@ -75,6 +102,62 @@ export const linearCpu: LinearOps = {
     return { dx, dweight, dbias };
   },
 };
+
+function forwardPart(
+  x: Float32Array,
+  w: Float32Array,
+  y: Float32Array,
+  batch: number,
+  inFeatures: number,
+  outFeatures: number,
+  accumulate: boolean,
+  part: number,
+  parts: number,
+): void {
+  // y [N x out] (+)= x [N x in] * W^T [in x out]
+  sgemmPart(part, parts, batch, outFeatures, inFeatures, x, 0, inFeatures, 1, w, 0, 1, inFeatures, y, 0, outFeatures, 1, accumulate);
+}
+
+function backwardPart(
+  dy: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  dx: Float32Array,
+  dw: Float32Array,
+  batch: number,
+  inFeatures: number,
+  outFeatures: number,
+  part: number,
+  parts: number,
+): void {
+  // dx [N x in] = dy [N x out] * W [out x in]
+  sgemmPart(part, parts, batch, inFeatures, outFeatures, dy, 0, outFeatures, 1, w, 0, inFeatures, 1, dx, 0, inFeatures, 1, false);
+  // dW [out x in] = dy^T [out x N] * x [N x in]
+  sgemmPart(part, parts, outFeatures, inFeatures, batch, dy, 0, 1, outFeatures, x, 0, inFeatures, 1, dw, 0, inFeatures, 1, false);
+}
+
+function writeJob(batch: number, inFeatures: number, outFeatures: number, accumulate: boolean): void {
+  const args = jobArgs(4);
+  args[0] = batch;
+  args[1] = inFeatures;
+  args[2] = outFeatures;
+  args[3] = accumulate ? 1 : 0;
+}
+
+const forwardTask = defineTask('linear.forward', (args, part, parts) => {
+  const [batch, inFeatures, outFeatures, accumulate] = args as unknown as [number, number, number, number];
+  const [x, w, y] = [sharedSlot('linear.x'), sharedSlot('linear.weight'), sharedSlot('linear.y')];
+  forwardPart(x, w, y, batch, inFeatures, outFeatures, accumulate === 1, part, parts);
+});
+
+const backwardTask = defineTask('linear.backward', (args, part, parts) => {
+  const [batch, inFeatures, outFeatures] = args as unknown as [number, number, number];
+  const [dy, x, w] = [sharedSlot('linear.dy'), sharedSlot('linear.x'), sharedSlot('linear.weight')];
+  backwardPart(dy, x, w, sharedSlot('linear.dx'), sharedSlot('linear.dweight'), batch, inFeatures, outFeatures, part, parts);
+});
+
+/** The tasks a worker must serve for linear (gemm-worker.ts). */
+export const linearTasks = [forwardTask, backwardTask];
 
 /** y[n, o] += sum_i x[n, i] W[o, i], four rows of W at a time (y holds the bias or zeros). */
 function rowDots(x: Float32Array, w: Float32Array, y: Float32Array, batch: number, inFeatures: number, outFeatures: number): void {
