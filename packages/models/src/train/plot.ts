@@ -21,7 +21,7 @@ export function trainingCurvesSvg(history: TrainingHistory, title = 'training cu
   const window = Math.max(1, Math.round(history.steps.length / 50));
   const maxLoss = Math.max(1e-9, ...history.steps.map((s) => s.loss).filter(Number.isFinite), ...history.epochs.map((e) => e.testLoss));
   const panels = [
-    panel(0, 'loss', [0, niceCeiling(maxLoss)], (v) => v.toFixed(2), {
+    panel(0, 'loss', [0, niceCeiling(maxLoss)], (v) => String(Number(v.toFixed(3))), {
       steps: history.steps.map((s) => [s.step, s.loss]),
       smooth: runningMean(
         history.steps.map((s) => [s.step, s.loss]),
@@ -40,13 +40,13 @@ export function trainingCurvesSvg(history: TrainingHistory, title = 'training cu
       lastStep,
     }),
   ];
-  const height = 2 * PANEL_HEIGHT + 40;
+  const height = 2 * PANEL_HEIGHT + 56;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="${WIDTH}" height="${height}" fill="white"/>`,
     `<text x="${WIDTH / 2}" y="20" text-anchor="middle" font-size="15">${escapeXml(title)}</text>`,
     ...panels,
-    legend(height - 12),
+    legend(height - 10),
     '</svg>',
     '',
   ].join('\n');
@@ -124,10 +124,10 @@ function runningMean(points: Point[], window: number): Point[] {
   });
 }
 
-/** The smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten that is at least `v`. */
+/** The smallest of 1, 2, 3, 4, 6, 8 times a power of ten that is at least `v`: a quarter of it is a round tick. */
 function niceCeiling(v: number): number {
   const power = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * power >= v) return m * power;
+  for (const m of [1, 2, 3, 4, 6, 8, 10]) if (m * power >= v) return m * power;
   return 10 * power;
 }
 
