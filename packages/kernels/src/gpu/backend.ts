@@ -11,13 +11,20 @@
 import { fail, Tensor } from '@shuffle/core';
 import type { GPU } from 'gpu.js';
 import { addGpu } from '../add/gpu.js';
+import { avgPool2dGpu } from '../avg-pool2d/gpu.js';
 import { reference } from '../backends/reference.js';
+import { batchNorm2dGpu } from '../batch-norm2d/gpu.js';
 import { channelShuffleGpu } from '../channel-shuffle/gpu.js';
 import { acceptingTensorLikes } from '../common/args.js';
 import { concatGpu } from '../concat/gpu.js';
+import { conv2dGpu } from '../conv2d/gpu.js';
+import { depthwiseConv2dGpu } from '../depthwise-conv2d/gpu.js';
 import { flattenGpu } from '../flatten/gpu.js';
 import { globalAvgPool2dGpu } from '../global-avg-pool2d/gpu.js';
+import { linearGpu } from '../linear/gpu.js';
+import { maxPool2dGpu } from '../max-pool2d/gpu.js';
 import { reluGpu } from '../relu/gpu.js';
+import { softmaxCrossEntropyGpu } from '../softmax-cross-entropy/gpu.js';
 import { splitGpu } from '../split/gpu.js';
 import { COPY, type GpuContext, type HostView, type Launch } from './context.js';
 import { ArrayMemory, flatten, OutputMemory, type PipelineOutput, UploadMemory } from './device-memory.js';
@@ -40,6 +47,13 @@ function gpuOps(gpu: GpuContext): Partial<AllOps> {
     ...splitGpu(gpu),
     ...flattenGpu(gpu),
     ...globalAvgPool2dGpu(gpu),
+    ...conv2dGpu(gpu),
+    ...depthwiseConv2dGpu(gpu),
+    ...linearGpu(gpu),
+    ...maxPool2dGpu(gpu),
+    ...avgPool2dGpu(gpu),
+    ...softmaxCrossEntropyGpu(gpu),
+    ...batchNorm2dGpu(gpu),
   };
 }
 

@@ -32,6 +32,8 @@ interface State {
   disposed: boolean;
   /** Kernel launches and reads in flight that use the memory (see `pin`). */
   pins: number;
+  /** Memory that `replaceMemory` took away while pinned, freed when the last pin goes. */
+  retired?: DeviceMemory[];
 }
 
 /** A module-private back door, so the backend (not users) can reach a tensor's memory. */
@@ -142,5 +144,32 @@ export function pin(tensor: DeviceTensor, op: string): DeviceMemory {
 export function unpin(tensor: DeviceTensor): void {
   const state = stateOf(tensor);
   state.pins--;
-  if (state.disposed && state.pins === 0) freeMemory(state);
+  if (state.pins > 0) return;
+  for (const memory of state.retired ?? []) memory.free();
+  state.retired = undefined;
+  if (state.disposed) freeMemory(state);
+}
+
+/**
+ * Gives `target` the values of `source` in place (an op updating a buffer it was handed, as batch norm's
+ * running statistics): target takes source's memory, and source is disposed. Target's old memory is
+ * freed now, or once the ops in flight that read it are done. A target disposed meanwhile keeps no update.
+ */
+export function replaceMemory(target: DeviceTensor, source: DeviceTensor): void {
+  const from = stateOf(source);
+  if (from.owner !== stateOf(target).owner || source.size !== target.size) {
+    throw new Error(`replaceMemory: ${source} cannot replace the values of ${target} (another backend or size)`);
+  }
+  if (from.disposed || !from.memory || from.pins > 0) throw new Error(`replaceMemory: ${source} is disposed or in use`);
+  const to = stateOf(target);
+  if (to.disposed || !to.memory) {
+    source.dispose();
+    return;
+  }
+  const old = to.memory;
+  to.memory = from.memory;
+  from.memory = undefined;
+  source.dispose();
+  if (to.pins === 0) old.free();
+  else to.retired = [...(to.retired ?? []), old];
 }

@@ -3,6 +3,8 @@
  */
 import type { Tensor } from '@shuffle/core';
 import type { Backend } from '../backends/backend.js';
+import type { BatchNorm2dOptions, BatchNorm2dSaved } from '../batch-norm2d/spec.js';
+import type { MaxPool2dOptions, MaxPool2dSaved } from '../max-pool2d/spec.js';
 import type { DeviceTensor } from './device-tensor.js';
 import type { GpuMode } from './modes.js';
 
@@ -37,14 +39,60 @@ export type DeviceResult<T> = T extends Tensor
 
 /**
  * The gpu form of a set of synchronous ops: the same names and argument order, device tensors in and
- * out, async. Ops whose backward needs forward state (max pooling, batch norm) may refine their own
- * entries when their gpu kernels land.
+ * out, async. The ops whose backward needs forward state refine their entries (GpuSavedStateOps).
  */
 export type GpuOps<Ops> = {
   [K in keyof Ops]: Ops[K] extends (...args: infer A) => infer R
     ? (...args: { [I in keyof A]: DeviceArg<A[I]> }) => Promise<DeviceResult<R>>
     : never;
 };
+
+/**
+ * maxPool2dWithSaved's state on the gpu: the argmax of MaxPool2dSaved as a device tensor of shape
+ * [N, C, outH, outW] in NCHW, whose memory order is the logical order the Int32Array lists, holding each
+ * window's winner h * W + w as a float (exact below 2^24, the largest tensor a float32 mode indexes).
+ */
+export interface GpuMaxPool2dSaved {
+  argmax: DeviceTensor;
+}
+
+/** batchNorm2dWithSaved's state on the gpu: BatchNorm2dSaved's per-channel mean and invStd as device tensors [C]. */
+export interface GpuBatchNorm2dSaved {
+  mean: DeviceTensor;
+  invStd: DeviceTensor;
+}
+
+/**
+ * The ops whose backward uses forward state keep that state on the device: their WithSaved returns it
+ * as device tensors, and their backward takes it, or the host form a synchronous backend returns.
+ */
+export interface GpuSavedStateOps {
+  maxPool2dWithSaved(x: TensorArg, options: MaxPool2dOptions): Promise<{ y: DeviceTensor; saved: GpuMaxPool2dSaved }>;
+  maxPool2dBackward(
+    dy: TensorArg,
+    x: TensorArg,
+    options: MaxPool2dOptions,
+    saved?: MaxPool2dSaved | GpuMaxPool2dSaved,
+  ): Promise<{ dx: DeviceTensor }>;
+  batchNorm2dWithSaved(
+    x: TensorArg,
+    gamma: TensorArg,
+    beta: TensorArg,
+    runningMean: TensorArg,
+    runningVar: TensorArg,
+    options?: BatchNorm2dOptions,
+  ): Promise<{ y: DeviceTensor; saved: GpuBatchNorm2dSaved }>;
+  batchNorm2dBackward(
+    dy: TensorArg,
+    x: TensorArg,
+    gamma: TensorArg,
+    saved: BatchNorm2dSaved | GpuBatchNorm2dSaved,
+    options?: BatchNorm2dOptions,
+  ): Promise<{ dx: DeviceTensor; dgamma: DeviceTensor; dbeta: DeviceTensor }>;
+}
+
+/** Every op and backward of the synchronous Backend, in their gpu form. */
+export type GpuBackendOps = Omit<GpuOps<Omit<Backend, 'name'>>, keyof GpuSavedStateOps> & GpuSavedStateOps;
 
 export interface GpuBackendOptions {
   /** The gpu.js mode, always explicit (gpu.js's automatic modes differ between machines). */
@@ -104,7 +152,7 @@ export interface GpuStats {
  * Bad arguments reject with the same ShuffleArgumentError (same message) as the synchronous backends,
  * before any device work. An op that has no gpu kernel yet rejects saying so (`supports(op)` tells).
  */
-export interface GpuBackend extends GpuOps<Omit<Backend, 'name'>> {
+export interface GpuBackend extends GpuBackendOps {
   /** 'gpu-<mode>', e.g. 'gpu-webgpu'. */
   readonly name: string;
   readonly mode: GpuMode;
