@@ -214,6 +214,8 @@ export function conformanceTests(mode: GpuMode, gpu: () => GpuBackend, specs: re
   for (const spec of specs) {
     const missing = [...methodsOf(spec)].filter((m) => !gpu().supports(m));
     if (missing.length > 0) {
+      // Today every op has gpu kernels, so this never fires; a future op without them shows up as a
+      // todo naming it (counted as skipped, so CI's "0 skipped" flags it) instead of passing silently.
       it.todo(`${spec.op}: not covered, no gpu kernel yet for ${missing.join(', ')}`);
       continue;
     }

@@ -3,6 +3,7 @@ import { band, sgemm, sgemmPart } from '../common/gemm.js';
 import { allocLike } from '../common/indexing.js';
 import { scratchF32 } from '../common/scratch.js';
 import { defineTask, jobArgs, partsFor, runParallel, sharedF32, sharedSlot } from '../common/threads.js';
+import { tapBegin, tapEnd } from '../common/window.js';
 import { conv2dReference } from './reference.js';
 import { type Conv2dGeometry, type Conv2dOps, type Conv2dOptions, checkConv2dBackward, conv2dGeometry } from './spec.js';
 
@@ -800,21 +801,6 @@ function expandTaps(band: Float32Array, weights: Float32Array, g: Conv2dGeometry
 }
 
 /**
- * The first output column j of a row whose tap reads input column j * stride + offset inside [0, size),
- * and the end (exclusive) of that range, clamped to [0, outSize]: the window taps between them need no
- * bounds test.
- */
-function insideStart(offset: number, stride: number, outSize: number): number {
-  const start = offset >= 0 ? 0 : Math.ceil(-offset / stride);
-  return Math.min(start, outSize);
-}
-function insideEnd(offset: number, stride: number, size: number, outSize: number): number {
-  if (offset > size - 1) return 0;
-  const end = Math.floor((size - 1 - offset) / stride) + 1;
-  return Math.min(end, outSize);
-}
-
-/**
  * NCHW im2col of `channels` channels of one image's group (from xStart) for output pixels first .. first+count-1:
  * columns[row][pixel], row = (c * kH + p) * kW + q, `count` floats per row. Each row is a run of output
  * rows; along one output row the tap walks an input row with step strideW, so the copy is a strided read
@@ -840,8 +826,8 @@ function im2colNchw(
       const rowOffset = p * dilationHeight - pad.top;
       for (let q = 0; q < kernelWidth; q++) {
         const columnOffset = q * dilationWidth - pad.left;
-        const jInside = insideStart(columnOffset, strideWidth, outWidth);
-        const jOutside = insideEnd(columnOffset, strideWidth, inWidth, outWidth);
+        const jInside = tapBegin(columnOffset, strideWidth, outWidth);
+        const jOutside = tapEnd(columnOffset, strideWidth, inWidth, outWidth);
         const end = to + count;
         let i = firstRow;
         let j = firstColumn;
@@ -888,8 +874,8 @@ function col2imNchw(
       const rowOffset = p * dilationHeight - pad.top;
       for (let q = 0; q < kernelWidth; q++) {
         const columnOffset = q * dilationWidth - pad.left;
-        const jInside = insideStart(columnOffset, strideWidth, outWidth);
-        const jOutside = insideEnd(columnOffset, strideWidth, inWidth, outWidth);
+        const jInside = tapBegin(columnOffset, strideWidth, outWidth);
+        const jOutside = tapEnd(columnOffset, strideWidth, inWidth, outWidth);
         const end = from + count;
         let i = firstRow;
         let j = firstColumn;
@@ -1038,12 +1024,12 @@ function directForwardNchw(x: Float32Array, weight: Tensor, y: Float32Array, g: 
         const xPlane = (n * inChannels + firstIn + c) * inPlane;
         for (let p = 0; p < kernelHeight; p++) {
           const rowOffset = p * dilationHeight - pad.top;
-          const iStart = insideStart(rowOffset, strideHeight, outHeight);
-          const iEnd = insideEnd(rowOffset, strideHeight, inHeight, outHeight);
+          const iStart = tapBegin(rowOffset, strideHeight, outHeight);
+          const iEnd = tapEnd(rowOffset, strideHeight, inHeight, outHeight);
           for (let q = 0; q < kernelWidth; q++) {
             const columnOffset = q * dilationWidth - pad.left;
-            const jStart = insideStart(columnOffset, strideWidth, outWidth);
-            const jEnd = insideEnd(columnOffset, strideWidth, inWidth, outWidth);
+            const jStart = tapBegin(columnOffset, strideWidth, outWidth);
+            const jEnd = tapEnd(columnOffset, strideWidth, inWidth, outWidth);
             const tap = w[o * outStride + c * inStride + p * rowStride + q * colStride] as number;
             for (let i = iStart; i < iEnd; i++) {
               const yRow = yPlane + i * outWidth;
@@ -1080,12 +1066,12 @@ function directBackwardNchw(
         const xPlane = (n * inChannels + firstIn + c) * inPlane;
         for (let p = 0; p < kernelHeight; p++) {
           const rowOffset = p * dilationHeight - pad.top;
-          const iStart = insideStart(rowOffset, strideHeight, outHeight);
-          const iEnd = insideEnd(rowOffset, strideHeight, inHeight, outHeight);
+          const iStart = tapBegin(rowOffset, strideHeight, outHeight);
+          const iEnd = tapEnd(rowOffset, strideHeight, inHeight, outHeight);
           for (let q = 0; q < kernelWidth; q++) {
             const columnOffset = q * dilationWidth - pad.left;
-            const jStart = insideStart(columnOffset, strideWidth, outWidth);
-            const jEnd = insideEnd(columnOffset, strideWidth, inWidth, outWidth);
+            const jStart = tapBegin(columnOffset, strideWidth, outWidth);
+            const jEnd = tapEnd(columnOffset, strideWidth, inWidth, outWidth);
             const tapAt = o * outStride + c * inStride + p * rowStride + q * colStride;
             const tap = w[tapAt] as number;
             let tapGradient = 0;
