@@ -80,9 +80,16 @@ function settledAfter(times: readonly number[]): boolean {
 }
 
 /**
- * Times `run` after a first (validation) run that took `firstMs` between the load samples `firstLoad`.
+ * Times `run` after a first (validation) run that took `first.ms` between the load samples `first.start`
+ * and `first.end`. `afterRun`, when given, is called after every run, outside the timed span (a memory
+ * sample, say).
  */
-export async function measure(run: Run, first: { ms: number; start: LoadSample; end: LoadSample }, o: TimingOptions): Promise<Timing> {
+export async function measure(
+  run: Run,
+  first: { ms: number; start: LoadSample; end: LoadSample },
+  o: TimingOptions,
+  afterRun: () => void = () => {},
+): Promise<Timing> {
   if (first.ms >= o.maxTimeMs) {
     return {
       medianMs: first.ms,
@@ -101,6 +108,7 @@ export async function measure(run: Run, first: { ms: number; start: LoadSample; 
   let settled = false;
   while (warm.length - 1 < o.warmupMaxReps && warmupMs + (warm.at(-1) as number) <= o.warmupMaxMs) {
     const ms = await timeOnce(run);
+    afterRun();
     warm.push(ms);
     warmupMs += ms;
     if (settledAfter(warm)) {
@@ -114,6 +122,7 @@ export async function measure(run: Run, first: { ms: number; start: LoadSample; 
   let elapsed = 0;
   while (samples.length < o.maxReps && elapsed < o.maxTimeMs && (samples.length < o.minReps || elapsed < o.minTimeMs)) {
     samples.push(await timeOnce(run));
+    afterRun();
     elapsed = performance.now() - start.wallMs;
   }
   const end = sampleLoad();

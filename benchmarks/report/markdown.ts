@@ -1,6 +1,7 @@
 import type { Suite } from '../cases/case.js';
+import { formatBytes } from '../method/memory.js';
 import type { CaseResult } from '../runner/result.js';
-import { formatMs, formatRatio, gbps, gflops, type RunRecord, resultFor, speedup, statusMark } from './record.js';
+import { formatMs, formatRatio, gbps, gflops, peakRssCell, type RunRecord, resultFor, speedup, statusMark } from './record.js';
 
 /** The Markdown report: machine, versions, method, the tables, the chart, and every caveat. */
 
@@ -68,6 +69,18 @@ export function markdownReport(record: RunRecord, chartFile: string | null): str
       `Our backends take ${record.layout} inputs; TensorFlow.js runs NHWC (its CPU and WASM kernels take nothing else); onnxruntime NCHW.`,
     '',
   );
+  if (record.results.some((r) => r.memory)) {
+    out.push(
+      'Memory (whole-network cases): each such case runs in a fresh process of its target. Once its inputs and the reference outputs ' +
+        "are ready, a garbage collection runs and the kernel's high-water mark of the process's resident set is reset (Linux: " +
+        '`/proc/self/clear_refs`); the peak RSS is that mark after the case was prepared (model built), validated, warmed up and timed, ' +
+        'shown with its increase over the RSS the case started from (the runtime and the loaded libraries). "process peak" marks a ' +
+        "process whose mark could not be reset (its lifetime peak). ArrayBuffer bytes (Node's count of live ArrayBuffers, wasm heaps " +
+        'included, which V8 heap figures leave out) cannot be sampled inside a synchronous run: the largest value seen after each run, ' +
+        'before garbage collection, is shown, a lower bound of their peak.',
+      '',
+    );
+  }
   if (chartFile) out.push(`![median time per case, log scale](${chartFile})`, '');
 
   const suites = [...new Set(record.cases.map((c) => c.suite))];
@@ -93,6 +106,30 @@ export function markdownReport(record: RunRecord, chartFile: string | null): str
               const r = resultFor(record, t, c.key);
               const x = r ? speedup(record, r) : null;
               return x === null ? statusMark(r) || '–' : formatRatio(x);
+            }),
+          ]),
+        ),
+        '',
+      );
+    }
+    if (cases.some((c) => targets.some((t) => resultFor(record, t, c.key)?.memory))) {
+      out.push('### Peak memory: RSS while the case ran (increase over its start)', '');
+      out.push(
+        table(
+          ['case', ...targets],
+          cases.map((c) => [c.key, ...targets.map((t) => peakRssCell(resultFor(record, t, c.key)))]),
+        ),
+        '',
+      );
+      out.push('### ArrayBuffer bytes: largest seen after a run (at the start)', '');
+      out.push(
+        table(
+          ['case', ...targets],
+          cases.map((c) => [
+            c.key,
+            ...targets.map((t) => {
+              const m = resultFor(record, t, c.key)?.memory;
+              return m ? `${formatBytes(m.peakArrayBufferBytes)} (${formatBytes(m.startArrayBufferBytes)})` : '';
             }),
           ]),
         ),

@@ -1,5 +1,6 @@
 import type { Case } from '../cases/case.js';
 import type { Machine } from '../method/machine.js';
+import { formatBytes } from '../method/memory.js';
 import type { TimingOptions } from '../method/timing.js';
 import type { CaseResult } from '../runner/result.js';
 
@@ -72,6 +73,14 @@ export function statusMark(r: CaseResult | undefined): string {
   }
 }
 
+/** "812 MiB (+604 MiB)": the peak RSS while the case ran and how far above its start it rose ('' without figures). */
+export function peakRssCell(r: CaseResult | undefined): string {
+  const m = r?.memory;
+  if (!m) return '';
+  const mark = m.rssPeak === 'process' ? ' (process peak)' : '';
+  return `${formatBytes(m.peakRssBytes)} (+${formatBytes(m.peakRssBytes - m.startRssBytes)})${mark}`;
+}
+
 /** One JSON line per (backend, case), with the machine and package versions, for --json. */
 export function jsonLine(record: RunRecord, r: CaseResult): Record<string, unknown> {
   const t = r.timing;
@@ -103,6 +112,7 @@ export function jsonLine(record: RunRecord, r: CaseResult): Record<string, unkno
     busy: t?.load.busy ?? null,
     otherProcessesCores: t?.load.othersCores ?? null,
     variants: r.variants?.map((v) => ({ variant: v.variant, status: v.status, medianMs: v.timing?.medianMs ?? null, reason: v.reason })),
+    memory: r.memory ?? null,
     machine: record.machine,
     versions: record.versions,
     date: record.date,

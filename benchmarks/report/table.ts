@@ -1,4 +1,4 @@
-import { formatMs, formatRatio, type RunRecord, resultFor, speedup, statusMark } from './record.js';
+import { formatMs, formatRatio, peakRssCell, type RunRecord, resultFor, speedup, statusMark } from './record.js';
 
 /**
  * The terminal table: one row per case, per target its median time and its speed-up over the baseline
@@ -24,14 +24,30 @@ export function terminalTable(record: RunRecord): string {
     }
     rows.push(row);
   }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join('  ');
-  const out = [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
+  const out = aligned(header, rows);
+  // Peak memory of the whole-network cases (method/memory.ts), when any was measured.
+  const measured = record.cases.filter((c) => targets.some((t) => resultFor(record, t, c.key)?.memory));
+  if (measured.length) {
+    out.push('', 'peak RSS while the case ran (increase over the RSS it started from):');
+    out.push(
+      ...aligned(
+        header,
+        measured.map((c) => [c.key, ...targets.map((t) => peakRssCell(resultFor(record, t, c.key)))]),
+      ),
+    );
+  }
   const notes: string[] = [];
   if (record.baseline) notes.push(`ratios: ${record.baseline} time / this time (above 1: faster than ${record.baseline})`);
   if (busy) notes.push('*: other processes kept the CPUs busy while this was timed (see the report)');
   const problems = record.results.filter((r) => r.status === 'invalid' || r.status === 'failed');
   for (const r of problems) notes.push(`${r.target} ${r.caseKey}: ${r.status} (${r.reason ?? 'no reason given'})`);
   return `${[...out, '', ...notes].join('\n')}\n`;
+}
+
+/** Header, rule and rows, the first column left-aligned and the others right-aligned. */
+function aligned(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
 }

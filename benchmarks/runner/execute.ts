@@ -2,6 +2,7 @@ import type { Case, NetworkCase, OpCase } from '../cases/case.js';
 import { networkBatch, opInputs, opOracle } from '../cases/inputs.js';
 import { buildModel, type CanonicalNetwork, canonicalNetwork, loadModels } from '../cases/model.js';
 import { sampleLoad } from '../method/load.js';
+import { type MemoryWatch, watchMemory } from '../method/memory.js';
 import { measure, type TimingOptions, timeOnce } from '../method/timing.js';
 import { type HostOutputs, hostOutputs, toleranceOf, validate } from '../method/validate.js';
 import {
@@ -96,12 +97,19 @@ async function setupNetwork(def: TargetDefinition, c: NetworkCase, oracles: Orac
   return { prepare, oracle: computed };
 }
 
-async function runVariant(p: Prepared, setup: CaseSetup, c: Case, timing: TimingOptions): Promise<VariantResult & { error?: unknown }> {
+async function runVariant(
+  p: Prepared,
+  setup: CaseSetup,
+  c: Case,
+  timing: TimingOptions,
+  memory: MemoryWatch | null,
+): Promise<VariantResult & { error?: unknown }> {
   const result: VariantResult & { error?: unknown } = { variant: p.variant, note: p.note, status: 'failed' };
   try {
     const start = sampleLoad();
     const ms = await timeOnce(() => p.run());
     const end = sampleLoad();
+    memory?.sample();
     const outputs = await p.outputs();
     if (setup.oracle === null) {
       setup.adopt?.(outputs);
@@ -113,7 +121,7 @@ async function runVariant(p: Prepared, setup: CaseSetup, c: Case, timing: Timing
       result.reason = result.validation.message;
       return result;
     }
-    result.timing = await measure(() => p.run(), { ms, start, end }, timing);
+    result.timing = await measure(() => p.run(), { ms, start, end }, timing, memory ? () => memory.sample() : undefined);
     result.status = 'ok';
   } catch (error) {
     result.reason = message(error);
@@ -128,11 +136,14 @@ export async function runCase(def: TargetDefinition, session: TargetSession, c: 
   try {
     const setup = c.kind === 'op' ? await setupOp(c) : await setupNetwork(def, c, options.oracles);
     if ('unsupported' in setup) return { ...head, status: 'unsupported', reason: setup.unsupported };
+    // Memory is watched from here (inputs and oracle ready) over preparing and running the case: see method/memory.ts.
+    const memory = c.kind === 'network' ? watchMemory() : null;
     const p = await setup.prepare(session);
     if (isUnsupported(p)) return { ...head, status: 'unsupported', reason: p.unsupported };
     prepared = p;
     const variants: (VariantResult & { error?: unknown })[] = [];
-    for (const variant of prepared) variants.push(await runVariant(variant, setup, c, options.timing));
+    for (const variant of prepared) variants.push(await runVariant(variant, setup, c, options.timing, memory));
+    const memoryUse = memory?.stop();
     const valid = variants.filter((v) => v.status === 'ok');
     const best = valid.sort((a, b) => (a.timing?.medianMs ?? 0) - (b.timing?.medianMs ?? 0))[0];
     const shown = best ?? variants.find((v) => v.status === 'invalid') ?? variants[0];
@@ -149,6 +160,7 @@ export async function runCase(def: TargetDefinition, session: TargetSession, c: 
       timing: shown.timing,
       validation: shown.validation,
       variants: variants.length > 1 ? variants.map(({ error: _, ...v }) => v) : undefined,
+      memory: best ? memoryUse : undefined,
     };
   } catch (error) {
     return { ...head, status: notImplemented(error) ? 'unsupported' : 'failed', reason: message(error) };

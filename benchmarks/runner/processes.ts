@@ -13,6 +13,11 @@ import type { CaseResult, RunnerEvent } from './result.js';
  * gpu.js GL modes, which cannot share a process, never do. With --in-process (and in the test suite),
  * the targets run in this process instead, except the isolated ones. Children report over Node's IPC
  * channel; what they print goes to our stderr, so stdout stays clean for --json.
+ *
+ * A target's op cases share one process; each whole-network case gets a fresh one, so that its memory
+ * figures (method/memory.ts) start from the runtime and its libraries rather than from what earlier cases
+ * left in the allocator. A network case runs for seconds, so the process start (~1-2 s) costs little.
+ * Children run with --expose-gc, so the memory watch can collect before it starts.
  */
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -46,8 +51,15 @@ export async function runTargets(targets: readonly TargetDefinition[], cases: re
   const oracles = new OracleStore(options.oracleDir);
   for (const t of targets) {
     if (options.inProcess && !t.isolated) await executeTarget(t, cases, { ...options.execute, oracles }, options.onEvent);
-    else await runChild([t], cases, options);
+    else for (const group of processGroups(cases)) await runChild([t], group, options);
   }
+}
+
+/** The cases of one target, split into processes: the op cases together, each network case alone (in run order). */
+export function processGroups(cases: readonly Case[]): Case[][] {
+  const ops = cases.filter((c) => c.kind === 'op');
+  const groups = cases.filter((c) => c.kind === 'network').map((c) => [c]);
+  return ops.length ? [ops, ...groups] : groups;
 }
 
 function runChild(group: readonly TargetDefinition[], cases: readonly Case[], options: RunTargetsOptions): Promise<void> {
@@ -60,7 +72,7 @@ function runChild(group: readonly TargetDefinition[], cases: readonly Case[], op
     oracleDir: options.oracleDir,
   };
   const wrapper = group.flatMap((t) => t.wrapper?.() ?? []);
-  const command = [...wrapper, process.execPath, '--import', 'tsx', CHILD];
+  const command = [...wrapper, process.execPath, '--expose-gc', '--import', 'tsx', CHILD];
   const reported = new Set<string>();
   let stderrTail = '';
   return new Promise((resolve) => {

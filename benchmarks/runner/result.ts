@@ -1,4 +1,5 @@
 import type { Direction, Suite } from '../cases/case.js';
+import type { MemoryUse } from '../method/memory.js';
 import type { Timing } from '../method/timing.js';
 import type { Validation } from '../method/validate.js';
 
@@ -42,6 +43,8 @@ export interface CaseResult {
   validation?: Validation;
   /** Every variant the target tried, the reported one included, when there were several. */
   variants?: VariantResult[];
+  /** Memory while the case was prepared and run (whole-network cases that ran). */
+  memory?: MemoryUse;
   flops: number;
   bytes: number;
 }

@@ -1,5 +1,5 @@
 import { type Tensor, tensor } from '@shuffle/core';
-import type { Backend } from '@shuffle/kernels';
+import { type Backend, getNumThreads, setNumThreads } from '@shuffle/kernels';
 import type { NetworkCase, OpCase } from '../cases/case.js';
 import { namedOutputs, type OpInputs, opCall, runOp } from '../cases/inputs.js';
 import { CHECKED_GRADIENTS, type ContractModel, trainingStep } from '../cases/model.js';
@@ -21,26 +21,42 @@ function layoutInputs(inputs: OpInputs, layout: TargetOptions['layout']): OpInpu
   return { ...inputs, x: inLayout(inputs.x, layout) as Tensor, dy: inLayout(inputs.dy, layout), y: inLayout(inputs.y, layout) };
 }
 
-export function syncBackendTarget(definition: { name: string; description: string; load: () => Promise<Backend> }): TargetDefinition {
+/**
+ * `threads`: the kernels' setNumThreads while the target is open (the fast cpu backend's worker pool;
+ * the pool starts here, outside any timing), restored when it closes. Left out for backends that do not
+ * use the pool.
+ */
+export function syncBackendTarget(definition: {
+  name: string;
+  description: string;
+  load: () => Promise<Backend>;
+  threads?: number;
+}): TargetDefinition {
   return {
     name: definition.name,
     kind: 'ours',
     description: definition.description,
     async open(options) {
       const backend = await definition.load();
-      return new SyncBackendSession(backend, options);
+      return new SyncBackendSession(backend, options, definition.threads);
     },
   };
 }
 
 class SyncBackendSession implements TargetSession {
   readonly details: Record<string, string>;
+  private readonly threadsBefore = getNumThreads();
 
   constructor(
     private readonly backend: Backend,
     private readonly options: TargetOptions,
+    private readonly threads?: number,
   ) {
     this.details = { backend: backend.name, layout: options.layout };
+    if (threads !== undefined) {
+      setNumThreads(threads);
+      this.details.threads = String(getNumThreads());
+    }
   }
 
   async prepareOp(c: OpCase, inputs: OpInputs): Promise<Prepared[]> {
@@ -74,7 +90,9 @@ class SyncBackendSession implements TargetSession {
     return [{ run: step, outputs: () => trainingOutputs(loss(), model) }];
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    if (this.threads !== undefined) setNumThreads(this.threadsBefore);
+  }
 }
 
 /** What a training step is checked on: the loss and the gradients of CHECKED_GRADIENTS (before the update). */

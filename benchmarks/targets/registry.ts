@@ -56,10 +56,28 @@ function registerBuiltinTargets(): void {
     }),
   );
 
-  // The fast CPU backend joins when @shuffle/kernels exports it (a Backend named `cpu`).
+  // The fast CPU backend joins when @shuffle/kernels exports it (a Backend named `cpu`), on one thread and
+  // on two (the 2-core machine the targets are set on): a target per thread count rather than a --threads
+  // flag, so that one run, one table and one JSON record show the single-thread and the both-cores figures
+  // side by side, each with its own ratios against the peers.
   const cpu = exported.cpu as kernels.Backend | undefined;
   if (cpu && typeof cpu === 'object' && typeof cpu.conv2d === 'function') {
-    registerTarget(syncBackendTarget({ name: 'cpu', description: 'our fast CPU backend (pure TypeScript)', load: async () => cpu }));
+    registerTarget(
+      syncBackendTarget({
+        name: 'cpu',
+        description: 'our fast CPU backend (pure TypeScript), one thread',
+        load: async () => cpu,
+        threads: 1,
+      }),
+    );
+    registerTarget(
+      syncBackendTarget({
+        name: 'cpu-2t',
+        description: 'our fast CPU backend on two threads (setNumThreads(2): GEMM convolutions and linear split across a worker)',
+        load: async () => cpu,
+        threads: 2,
+      }),
+    );
   }
 
   // The gpu backends join when @shuffle/kernels exports createGpuBackend, one target per gpu.js mode;
