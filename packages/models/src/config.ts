@@ -1,5 +1,5 @@
 import { type DType, describe, fail } from '@shuffle/core';
-import { type Backend, cpu } from '@shuffle/kernels';
+import { type Backend, cpu, type GpuBackend } from '@shuffle/kernels';
 
 /** Group counts of the ShuffleNet v1 paper's Table 1. */
 export const SHUFFLENET_V1_GROUPS = [1, 2, 3, 4, 8] as const;
@@ -44,8 +44,11 @@ export interface ShuffleNetV1Options {
   shuffle?: 'paper' | 'official';
   /** A bias on the classifier. Default false (the official model has none). */
   classifierBias?: boolean;
-  /** Where the ops run. Default `cpu`, the fast CPU backend of @shuffle/kernels. */
-  backend?: Backend;
+  /**
+   * Where the ops run. Default `cpu`, the fast CPU backend of @shuffle/kernels. A GpuBackend (from
+   * createGpuBackend) runs the model through forwardAsync / backwardAsync instead of forward / backward.
+   */
+  backend?: Backend | GpuBackend;
   /** Default 'float32'; 'float64' is for gradient checks on the reference backend. */
   dtype?: DType;
   /** Seed of the weight initialisation. Default 0. */

@@ -116,7 +116,9 @@ export class FoldedShuffleNetV1 {
   readonly classifier: Linear;
 
   constructor(model: ShuffleNetV1) {
-    const { backend, config } = model;
+    const { config } = model;
+    // The layers' Backend: a gpu model's refuses synchronous calls, naming forwardAsync.
+    const backend = model.firstConv.backend;
     const { dtype } = config;
     this.config = config;
     this.backend = backend;

@@ -14,6 +14,7 @@ export * from './layers/index.js';
 export { countMacs, type MacCount } from './macs.js';
 export {
   countParameters,
+  type ForwardAsyncOptions,
   type ForwardOptions,
   type LayerInfo,
   type Model,

@@ -27,6 +27,15 @@ export interface ForwardOptions {
   training?: boolean;
 }
 
+/** forwardAsync's options (a gpu backend). */
+export interface ForwardAsyncOptions extends ForwardOptions {
+  /**
+   * Inference only: run the whole network as one gpu.js pipeline (one launch, one readback) when the
+   * backend offers createPipeline. Default true; false runs it op by op.
+   */
+  pipeline?: boolean;
+}
+
 export interface Model {
   /** x [N, C, H, W] in either layout -> logits [N, numClasses]. Saves what backward needs. */
   forward(x: Tensor, options?: ForwardOptions): Tensor;

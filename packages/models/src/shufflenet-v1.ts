@@ -1,6 +1,7 @@
-import { describe, fail, Rng, type Tensor } from '@shuffle/core';
-import { type Backend, cpu } from '@shuffle/kernels';
+import { describe, fail, Rng, Tensor } from '@shuffle/core';
+import { type Backend, cpu, type DeviceTensor, type GpuBackend } from '@shuffle/kernels';
 import { resolveShuffleNetV1Config, type ShuffleNetV1Config, type ShuffleNetV1Options } from './config.js';
+import { asyncOnlyBackend, chainAsync, DeviceCopies, type DeviceRun, disposeNow, ForwardTape, isGpuBackend } from './device-run.js';
 import { BatchNorm2d } from './layers/batch-norm2d.js';
 import { ChannelShuffle } from './layers/channel-shuffle.js';
 import { Conv2d } from './layers/conv2d.js';
@@ -9,7 +10,7 @@ import type { Layer } from './layers/layer.js';
 import { Linear } from './layers/linear.js';
 import { AvgPool2d, GlobalAvgPool2d, MaxPool2d } from './layers/pooling.js';
 import { ReLU } from './layers/relu.js';
-import type { ForwardOptions, LayerInfo, Model, NamedBuffer, Parameter } from './model.js';
+import type { ForwardAsyncOptions, ForwardOptions, LayerInfo, Model, NamedBuffer, Parameter } from './model.js';
 
 /** What one unit needs to know to build itself. */
 export interface ShuffleV1UnitSpec {
@@ -58,6 +59,8 @@ export class ShuffleV1Unit {
   readonly outRelu: ReLU;
   /** The two tensors the forward's add (x, branch) or concat (shortcut, activated branch) joined. */
   private joined: [Tensor, Tensor] | null = null;
+  /** forwardAsync's `joined`, on the device. */
+  private deviceJoined: [DeviceTensor, DeviceTensor] | null = null;
 
   constructor(
     readonly backend: Backend,
@@ -157,6 +160,87 @@ export class ShuffleV1Unit {
     return this.backend.add(dShortcutX, d);
   }
 
+  /** The branch's layers as forward steps, in the order of `forward`. */
+  private branchSteps(run: DeviceRun, training: boolean): ((t: DeviceTensor) => Promise<DeviceTensor>)[] {
+    const paper = this.shuffle && this.shufflePlacement === 'paper' ? this.shuffle : null;
+    const official = this.shuffle && this.shufflePlacement === 'official' ? this.shuffle : null;
+    return [
+      (t) => this.pw1.forwardAsync(run, t),
+      (t) => this.pw1Bn.forwardAsync(run, t, training),
+      (t) => this.pw1Relu.forwardAsync(run, t),
+      ...(paper ? [(t: DeviceTensor) => paper.forwardAsync(run, t)] : []),
+      (t) => this.dw.forwardAsync(run, t),
+      (t) => this.dwBn.forwardAsync(run, t, training),
+      ...(official ? [(t: DeviceTensor) => official.forwardAsync(run, t)] : []),
+      (t) => this.pw2.forwardAsync(run, t),
+      (t) => this.pw2Bn.forwardAsync(run, t, training),
+    ];
+  }
+
+  /** `forward` on a gpu backend: the same ops, device tensors between them, each handed to `run.release` once used. */
+  async forwardAsync(run: DeviceRun, x: DeviceTensor, training: boolean): Promise<DeviceTensor> {
+    const branch = await chainAsync(x, this.branchSteps(run, training), (t) => run.release(t));
+    if (this.shortcutPool === null) {
+      this.deviceJoined = [x, branch];
+      const sum = await run.gpu.add(x, branch);
+      run.release(branch);
+      const y = await this.outRelu.forwardAsync(run, sum);
+      run.release(sum);
+      return y;
+    }
+    const shortcut = await this.shortcutPool.forwardAsync(run, x);
+    const activated = await this.outRelu.forwardAsync(run, branch);
+    run.release(branch);
+    this.deviceJoined = [shortcut, activated];
+    const y = await run.gpu.concat([shortcut, activated]);
+    run.release(shortcut);
+    run.release(activated);
+    return y;
+  }
+
+  /** `backward` on a gpu backend; every intermediate gradient is disposed once used (dy is the caller's). */
+  async backwardAsync(run: DeviceRun, dy: DeviceTensor): Promise<DeviceTensor> {
+    const joined = this.deviceJoined;
+    if (joined === null)
+      fail(`ShuffleV1Unit ${this.name}`, 'backwardAsync', 'a training forwardAsync first (it uses what forward saved)', 'none');
+    let dShortcutX: DeviceTensor;
+    let dBranch: DeviceTensor;
+    if (this.shortcutPool === null) {
+      const dSum = await this.outRelu.backwardAsync(run, dy);
+      const { da, db } = await run.gpu.addBackward(dSum, ...joined);
+      dSum.dispose();
+      dShortcutX = da;
+      dBranch = db;
+    } else {
+      const [dShortcut, dActivated] = (await run.gpu.concatBackward(dy, joined)).dxs as [DeviceTensor, DeviceTensor];
+      dShortcutX = await this.shortcutPool.backwardAsync(run, dShortcut);
+      dBranch = await this.outRelu.backwardAsync(run, dActivated);
+      dShortcut.dispose();
+      dActivated.dispose();
+    }
+    const paper = this.shuffle && this.shufflePlacement === 'paper' ? this.shuffle : null;
+    const official = this.shuffle && this.shufflePlacement === 'official' ? this.shuffle : null;
+    const back = (layer: { backwardAsync(run: DeviceRun, d: DeviceTensor): Promise<DeviceTensor> }) => (d: DeviceTensor) =>
+      layer.backwardAsync(run, d);
+    const steps = [
+      back(this.pw2Bn),
+      back(this.pw2),
+      ...(official ? [back(official)] : []),
+      back(this.dwBn),
+      back(this.dw),
+      ...(paper ? [back(paper)] : []),
+      back(this.pw1Relu),
+      back(this.pw1Bn),
+      back(this.pw1),
+    ];
+    const dMain = await chainAsync(dBranch, steps, disposeNow);
+    dBranch.dispose();
+    const dx = await run.gpu.add(dShortcutX, dMain);
+    dShortcutX.dispose();
+    dMain.dispose();
+    return dx;
+  }
+
   /** The unit's layers in forward order (for parameters and folding). */
   layers(): Layer[] {
     const { shuffle } = this;
@@ -212,7 +296,10 @@ export class ShuffleV1Unit {
  */
 export class ShuffleNetV1 implements Model {
   readonly config: ShuffleNetV1Config;
-  readonly backend: Backend;
+  /** A synchronous Backend (forward / backward) or a GpuBackend (forwardAsync / backwardAsync). */
+  readonly backend: Backend | GpuBackend;
+  /** The backend when it is a gpu backend, else null. */
+  readonly gpu: GpuBackend | null;
   readonly firstConv: Conv2d;
   readonly firstBn: BatchNorm2d;
   readonly firstRelu: ReLU;
@@ -222,12 +309,24 @@ export class ShuffleNetV1 implements Model {
   readonly globalPool: GlobalAvgPool2d;
   readonly classifier: Linear;
   private lastLogitsShape: readonly number[] | null = null;
+  /** Device copies of the parameters and buffers (gpu backend only). */
+  private copies: DeviceCopies | null = null;
+  /** What the last training forwardAsync saved for backwardAsync. */
+  private tape: ForwardTape | null = null;
+  /**
+   * How the last forwardAsync ran: 'ops' (op by op), or the executor gpu.js ran the inference pipeline
+   * on ('fused-threaded' / 'fused-sync' on webasm, 'fused-encoder' on webgpu, 'generic' elsewhere or
+   * when fusion declined: see `pipelineFallbackReason`). Null before the first forwardAsync.
+   */
+  lastForwardExecutor: string | null = null;
 
   constructor(options: ShuffleNetV1Options) {
     const config = resolveShuffleNetV1Config(options);
     this.config = config;
-    const backend = options.backend ?? cpu;
-    this.backend = backend;
+    this.backend = options.backend ?? cpu;
+    this.gpu = isGpuBackend(this.backend) ? this.backend : null;
+    // A gpu model's layers hold a Backend whose synchronous ops throw, naming forwardAsync.
+    const backend = this.gpu ? asyncOnlyBackend(this.gpu, 'ShuffleNetV1') : (this.backend as Backend);
     const { dtype, groups, channels, repeats, stem } = config;
     // One generator, drawn in construction order, so a seed fixes every weight.
     const rng = config.init === 'he' ? new Rng(config.seed) : undefined;
@@ -281,6 +380,7 @@ export class ShuffleNetV1 implements Model {
   forward(x: Tensor, options: ForwardOptions = {}): Tensor {
     const { training = false } = options ?? {};
     if (typeof training !== 'boolean') fail('ShuffleNetV1.forward', 'options.training', 'a boolean', training);
+    this.requireSync('ShuffleNetV1.forward', 'forwardAsync');
     this.checkInput(x);
     let y = this.firstConv.forward(x);
     y = this.firstBn.forward(y, training);
@@ -299,6 +399,7 @@ export class ShuffleNetV1 implements Model {
    */
   backward(dLogits: Tensor): Tensor {
     const op = 'ShuffleNetV1.backward';
+    this.requireSync(op, 'backwardAsync');
     if (this.lastLogitsShape === null) fail(op, 'dLogits', 'a forward call first (backward uses what forward saved)', 'none');
     if (
       dLogits === null ||
@@ -318,6 +419,132 @@ export class ShuffleNetV1 implements Model {
     d = this.firstRelu.backward(d);
     d = this.firstBn.backward(d);
     return this.firstConv.backward(d);
+  }
+
+  /**
+   * The forward on a gpu backend. x: a host Tensor (uploaded for this call) or a DeviceTensor of the
+   * model's backend (read, never disposed). Resolves to the logits as a DeviceTensor that the caller
+   * reads and disposes. A training forward updates the batch norm running statistics on the device and
+   * copies them into buffers() before it resolves, and keeps what backwardAsync reads until
+   * backwardAsync or the next forwardAsync; an inference forward keeps nothing. Parameters stay on the
+   * device between calls and are uploaded again only when their host data changed (device-run.ts).
+   */
+  async forwardAsync(x: Tensor | DeviceTensor, options: ForwardAsyncOptions = {}): Promise<DeviceTensor> {
+    const op = 'ShuffleNetV1.forwardAsync';
+    const gpu = this.requireGpu(op, 'forward');
+    const { training = false } = options ?? {};
+    if (typeof training !== 'boolean') fail(op, 'options.training', 'a boolean', training);
+    this.checkInput(x, op);
+    this.endTape();
+    this.lastLogitsShape = null;
+    const copies = this.deviceCopies(gpu);
+    const tape = new ForwardTape(gpu, copies, training);
+    const logits = await this.forwardOnDevice(tape, x, training);
+    if (training) {
+      this.tape = tape;
+      this.lastLogitsShape = logits.shape;
+      await copies.readBack(this.buffers().map((b) => b.value));
+    }
+    this.lastForwardExecutor = 'ops';
+    return logits;
+  }
+
+  /**
+   * The backward on a gpu backend, for the last forwardAsync (which must have been a training one):
+   * given dLoss/dLogits (a DeviceTensor, or a host Tensor), overwrites every parameter's host grad,
+   * which is written when the promise resolves. The saved state is freed. dLoss/dx is not returned.
+   */
+  async backwardAsync(dLogits: Tensor | DeviceTensor): Promise<void> {
+    const op = 'ShuffleNetV1.backwardAsync';
+    const gpu = this.requireGpu(op, 'backward');
+    const tape = this.tape;
+    const shape = this.lastLogitsShape;
+    if (tape === null || shape === null) {
+      fail(
+        op,
+        'dLogits',
+        'a forwardAsync with { training: true } first (backwardAsync reads what it saved; an inference forward saves nothing)',
+        'none',
+      );
+    }
+    if (dLogits === null || typeof dLogits !== 'object' || !Array.isArray(dLogits.shape) || describe(dLogits.shape) !== describe(shape)) {
+      fail(op, 'dLogits', `a tensor of the last logits' shape ${describe(shape)}`, dLogits);
+    }
+    this.tape = null;
+    this.lastLogitsShape = null;
+    const dy = dLogits instanceof Tensor ? gpu.upload(dLogits) : dLogits;
+    try {
+      const back = (layer: { backwardAsync(run: DeviceRun, d: DeviceTensor): Promise<DeviceTensor> }) => (d: DeviceTensor) =>
+        layer.backwardAsync(tape, d);
+      const steps = [
+        back(this.classifier),
+        back(this.globalPool),
+        ...[...this.units].reverse().map(back),
+        ...(this.maxPool ? [back(this.maxPool)] : []),
+        back(this.firstRelu),
+        back(this.firstBn),
+        back(this.firstConv),
+      ];
+      (await chainAsync(dy, steps, disposeNow)).dispose();
+      await tape.gradientsWritten();
+    } finally {
+      if (dy !== dLogits) dy.dispose();
+      tape.end();
+    }
+  }
+
+  /** The forward's layers on the device, each intermediate handed to run.release once used. */
+  private async forwardOnDevice(run: ForwardTape, x: Tensor | DeviceTensor, training: boolean): Promise<DeviceTensor> {
+    const uploaded = x instanceof Tensor ? run.gpu.upload(x) : null;
+    const input = uploaded ?? (x as DeviceTensor);
+    const steps = [
+      (t: DeviceTensor) => this.firstConv.forwardAsync(run, t),
+      (t: DeviceTensor) => this.firstBn.forwardAsync(run, t, training),
+      (t: DeviceTensor) => this.firstRelu.forwardAsync(run, t),
+      ...(this.maxPool ? [(t: DeviceTensor) => (this.maxPool as MaxPool2d).forwardAsync(run, t, training)] : []),
+      ...this.units.map((unit) => (t: DeviceTensor) => unit.forwardAsync(run, t, training)),
+      (t: DeviceTensor) => this.globalPool.forwardAsync(run, t),
+      (t: DeviceTensor) => this.classifier.forwardAsync(run, t),
+    ];
+    const logits = await chainAsync(input, steps, (t) => run.release(t));
+    if (uploaded) run.release(uploaded);
+    return logits;
+  }
+
+  private deviceCopies(gpu: GpuBackend): DeviceCopies {
+    this.copies ??= new DeviceCopies(gpu);
+    return this.copies;
+  }
+
+  private endTape(): void {
+    this.tape?.end();
+    this.tape = null;
+  }
+
+  /**
+   * Frees the device copies of the parameters and buffers and any saved state (a gpu model; the next
+   * forwardAsync uploads again). The backend's destroy() frees them too.
+   */
+  async releaseDevice(): Promise<void> {
+    this.endTape();
+    this.copies?.dispose();
+    this.copies = null;
+  }
+
+  private requireGpu(op: string, instead: string): GpuBackend {
+    if (this.gpu === null)
+      fail(
+        op,
+        'backend',
+        `a gpu backend (this model runs on ${(this.backend as Backend).name}: call ${instead})`,
+        (this.backend as Backend).name,
+      );
+    return this.gpu;
+  }
+
+  private requireSync(op: string, instead: string): void {
+    if (this.gpu !== null)
+      fail(op, 'backend', `a synchronous backend (this model runs on ${this.gpu.name}: call ${instead})`, this.gpu.name);
   }
 
   /** Every layer in forward order (the unit layers flattened). */
@@ -376,8 +603,7 @@ export class ShuffleNetV1 implements Model {
     return infos;
   }
 
-  private checkInput(x: Tensor): void {
-    const op = 'ShuffleNetV1.forward';
+  private checkInput(x: Tensor | DeviceTensor, op = 'ShuffleNetV1.forward'): void {
     const { inChannels, dtype } = this.config;
     if (x === null || typeof x !== 'object' || !Array.isArray(x.shape) || x.shape.length !== 4) {
       fail(op, 'x', `a 4-D tensor [N, ${inChannels}, H, W]`, x);
@@ -385,7 +611,9 @@ export class ShuffleNetV1 implements Model {
     if (x.shape[1] !== inChannels) fail(op, 'x', `${inChannels} channels (shape [N, ${inChannels}, H, W])`, `shape ${describe(x.shape)}`);
     if (x.shape[0] === 0 || x.shape[2] === 0 || x.shape[3] === 0)
       fail(op, 'x', 'a non-empty batch and image', `shape ${describe(x.shape)}`);
-    if (x.dtype !== dtype) fail(op, 'x.dtype', `the model's dtype ${dtype} (convert with x.astype('${dtype}'))`, x.dtype);
+    // A device tensor is float32 whatever the model's dtype: the gpu computes in float32.
+    const onDevice = this.gpu !== null && !(x instanceof Tensor);
+    if (x.dtype !== dtype && !onDevice) fail(op, 'x.dtype', `the model's dtype ${dtype} (convert with x.astype('${dtype}'))`, x.dtype);
   }
 }
 

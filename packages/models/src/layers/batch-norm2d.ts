@@ -1,5 +1,6 @@
 import { type DType, ones, type Tensor, zeros } from '@shuffle/core';
-import type { Backend, BatchNorm2dOptions, BatchNorm2dSaved } from '@shuffle/kernels';
+import type { Backend, BatchNorm2dOptions, BatchNorm2dSaved, DeviceTensor, GpuBatchNorm2dSaved } from '@shuffle/kernels';
+import type { DeviceRun } from '../device-run.js';
 import type { LayerInfo, NamedBuffer, Parameter } from '../model.js';
 import { Layer, makeParameter, setGradient, shapeOf4 } from './layer.js';
 
@@ -29,6 +30,7 @@ export class BatchNorm2d extends Layer {
   readonly momentum: number;
   readonly eps: number;
   private state: { x: Tensor; saved: BatchNorm2dSaved; training: boolean } | null = null;
+  private deviceState: { x: DeviceTensor; saved: GpuBatchNorm2dSaved } | null = null;
 
   constructor(backend: Backend, name: string, options: BatchNorm2dLayerOptions) {
     super(backend, name);
@@ -65,6 +67,37 @@ export class BatchNorm2d extends Layer {
     const { dx, dgamma, dbeta } = this.backend.batchNorm2dBackward(dy, x, this.gamma.value, saved, this.options(training));
     setGradient(this.gamma, dgamma);
     setGradient(this.beta, dbeta);
+    return dx;
+  }
+
+  /**
+   * forward on a gpu backend, the running statistics updated on the device in training. Inference
+   * saves nothing (an inference forwardAsync keeps nothing for a backward).
+   */
+  async forwardAsync(run: DeviceRun, x: DeviceTensor, training: boolean): Promise<DeviceTensor> {
+    const args = [
+      x,
+      run.device(this.gamma.value),
+      run.device(this.beta.value),
+      run.device(this.runningMean.value),
+      run.device(this.runningVar.value),
+    ] as const;
+    if (!training) {
+      this.deviceState = null;
+      return run.gpu.batchNorm2d(...args, this.options(false));
+    }
+    const { y, saved } = await run.gpu.batchNorm2dWithSaved(...args, this.options(true));
+    this.deviceState = { x, saved };
+    run.release(saved.mean);
+    run.release(saved.invStd);
+    return y;
+  }
+
+  async backwardAsync(run: DeviceRun, dy: DeviceTensor): Promise<DeviceTensor> {
+    const { x, saved } = this.saved(this.deviceState);
+    const { dx, dgamma, dbeta } = await run.gpu.batchNorm2dBackward(dy, x, run.device(this.gamma.value), saved, this.options(true));
+    run.gradient(this.gamma, dgamma);
+    run.gradient(this.beta, dbeta);
     return dx;
   }
 

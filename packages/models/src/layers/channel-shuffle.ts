@@ -1,5 +1,6 @@
 import type { Tensor } from '@shuffle/core';
-import type { Backend, ChannelShuffleOptions } from '@shuffle/kernels';
+import type { Backend, ChannelShuffleOptions, DeviceTensor } from '@shuffle/kernels';
+import type { DeviceRun } from '../device-run.js';
 import type { LayerInfo } from '../model.js';
 import { Layer } from './layer.js';
 
@@ -31,6 +32,16 @@ export class ChannelShuffle extends Layer {
   backward(dy: Tensor): Tensor {
     this.saved(this.ranForward ? true : null);
     return this.backend.channelShuffleBackward(dy, this.groups, this.options()).dx;
+  }
+
+  async forwardAsync(run: DeviceRun, x: DeviceTensor): Promise<DeviceTensor> {
+    this.ranForward = true;
+    return run.gpu.channelShuffle(x, this.groups, this.options());
+  }
+
+  async backwardAsync(run: DeviceRun, dy: DeviceTensor): Promise<DeviceTensor> {
+    this.saved(this.ranForward ? true : null);
+    return (await run.gpu.channelShuffleBackward(dy, this.groups, this.options())).dx;
   }
 
   describe(inShape: readonly number[]): LayerInfo {

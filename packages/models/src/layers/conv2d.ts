@@ -1,5 +1,6 @@
 import type { DType, Rng, Tensor } from '@shuffle/core';
-import type { Backend, Conv2dOptions } from '@shuffle/kernels';
+import type { Backend, Conv2dOptions, DeviceTensor } from '@shuffle/kernels';
+import type { DeviceRun } from '../device-run.js';
 import type { LayerInfo, Parameter } from '../model.js';
 import { Layer, makeParameter, setGradient, shapeOf4, windowOutputSize } from './layer.js';
 
@@ -32,6 +33,7 @@ export class Conv2d extends Layer {
   readonly padding: number;
   readonly groups: number;
   private x: Tensor | null = null;
+  private deviceX: DeviceTensor | null = null;
 
   constructor(backend: Backend, name: string, options: Conv2dLayerOptions) {
     super(backend, name);
@@ -63,6 +65,25 @@ export class Conv2d extends Layer {
     setGradient(this.weight, dweight);
     if (this.bias && dbias) setGradient(this.bias, dbias);
     return dx;
+  }
+
+  /** forward on a gpu backend: x stays saved (the run keeps it in training). */
+  async forwardAsync(run: DeviceRun, x: DeviceTensor): Promise<DeviceTensor> {
+    this.deviceX = x;
+    return run.gpu.conv2d(x, run.device(this.weight.value), this.deviceOptions(run));
+  }
+
+  async backwardAsync(run: DeviceRun, dy: DeviceTensor): Promise<DeviceTensor> {
+    const x = this.saved(this.deviceX);
+    const { dx, dweight, dbias } = await run.gpu.conv2dBackward(dy, x, run.device(this.weight.value), this.deviceOptions(run));
+    run.gradient(this.weight, dweight);
+    if (this.bias && dbias) run.gradient(this.bias, dbias);
+    return dx;
+  }
+
+  private deviceOptions(run: DeviceRun) {
+    const { stride, padding, groups } = this;
+    return this.bias ? { stride, padding, groups, bias: run.device(this.bias.value) } : { stride, padding, groups };
   }
 
   override parameters(): Parameter[] {

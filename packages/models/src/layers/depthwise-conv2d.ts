@@ -1,5 +1,6 @@
 import type { DType, Rng, Tensor } from '@shuffle/core';
-import type { Backend, DepthwiseConv2dOptions } from '@shuffle/kernels';
+import type { Backend, DepthwiseConv2dOptions, DeviceTensor } from '@shuffle/kernels';
+import type { DeviceRun } from '../device-run.js';
 import type { LayerInfo, Parameter } from '../model.js';
 import { Layer, makeParameter, setGradient, shapeOf4, windowOutputSize } from './layer.js';
 
@@ -29,6 +30,7 @@ export class DepthwiseConv2d extends Layer {
   readonly stride: number;
   readonly padding: number;
   private x: Tensor | null = null;
+  private deviceX: DeviceTensor | null = null;
 
   constructor(backend: Backend, name: string, options: DepthwiseConv2dLayerOptions) {
     super(backend, name);
@@ -58,6 +60,24 @@ export class DepthwiseConv2d extends Layer {
     setGradient(this.weight, dweight);
     if (this.bias && dbias) setGradient(this.bias, dbias);
     return dx;
+  }
+
+  async forwardAsync(run: DeviceRun, x: DeviceTensor): Promise<DeviceTensor> {
+    this.deviceX = x;
+    return run.gpu.depthwiseConv2d(x, run.device(this.weight.value), this.deviceOptions(run));
+  }
+
+  async backwardAsync(run: DeviceRun, dy: DeviceTensor): Promise<DeviceTensor> {
+    const x = this.saved(this.deviceX);
+    const { dx, dweight, dbias } = await run.gpu.depthwiseConv2dBackward(dy, x, run.device(this.weight.value), this.deviceOptions(run));
+    run.gradient(this.weight, dweight);
+    if (this.bias && dbias) run.gradient(this.bias, dbias);
+    return dx;
+  }
+
+  private deviceOptions(run: DeviceRun) {
+    const { stride, padding } = this;
+    return this.bias ? { stride, padding, bias: run.device(this.bias.value) } : { stride, padding };
   }
 
   override parameters(): Parameter[] {

@@ -1,5 +1,6 @@
 import type { DType, Rng, Tensor } from '@shuffle/core';
-import type { Backend, LinearOptions } from '@shuffle/kernels';
+import type { Backend, DeviceTensor, LinearOptions } from '@shuffle/kernels';
+import type { DeviceRun } from '../device-run.js';
 import type { LayerInfo, Parameter } from '../model.js';
 import { Layer, makeParameter, setGradient } from './layer.js';
 
@@ -24,6 +25,7 @@ export class Linear extends Layer {
   readonly inFeatures: number;
   readonly outFeatures: number;
   private x: Tensor | null = null;
+  private deviceX: DeviceTensor | null = null;
 
   constructor(backend: Backend, name: string, options: LinearLayerOptions) {
     super(backend, name);
@@ -49,6 +51,23 @@ export class Linear extends Layer {
     setGradient(this.weight, dweight);
     if (this.bias && dbias) setGradient(this.bias, dbias);
     return dx;
+  }
+
+  async forwardAsync(run: DeviceRun, x: DeviceTensor): Promise<DeviceTensor> {
+    this.deviceX = x;
+    return run.gpu.linear(x, run.device(this.weight.value), this.deviceOptions(run));
+  }
+
+  async backwardAsync(run: DeviceRun, dy: DeviceTensor): Promise<DeviceTensor> {
+    const x = this.saved(this.deviceX);
+    const { dx, dweight, dbias } = await run.gpu.linearBackward(dy, x, run.device(this.weight.value), this.deviceOptions(run));
+    run.gradient(this.weight, dweight);
+    if (this.bias && dbias) run.gradient(this.bias, dbias);
+    return dx;
+  }
+
+  private deviceOptions(run: DeviceRun) {
+    return this.bias ? { bias: run.device(this.bias.value) } : {};
   }
 
   override parameters(): Parameter[] {

@@ -1,5 +1,6 @@
 import type { Tensor } from '@shuffle/core';
-import type { AvgPool2dOptions, Backend, MaxPool2dOptions, MaxPool2dSaved } from '@shuffle/kernels';
+import type { AvgPool2dOptions, Backend, DeviceTensor, GpuMaxPool2dSaved, MaxPool2dOptions, MaxPool2dSaved } from '@shuffle/kernels';
+import type { DeviceRun } from '../device-run.js';
 import type { LayerInfo } from '../model.js';
 import { Layer, shapeOf4, windowOutputSize } from './layer.js';
 
@@ -29,6 +30,7 @@ function describePool(name: string, op: 'maxpool' | 'avgpool', window: PoolWindo
 /** Max pooling. Forward saves x and which element won each window; backward routes dy to the winners. */
 export class MaxPool2d extends Layer {
   private state: { x: Tensor; saved: MaxPool2dSaved } | null = null;
+  private deviceState: { x: DeviceTensor; saved: GpuMaxPool2dSaved } | null = null;
 
   constructor(
     backend: Backend,
@@ -53,6 +55,23 @@ export class MaxPool2d extends Layer {
     return this.backend.maxPool2dBackward(dy, x, this.options(), saved).dx;
   }
 
+  /** Inference pools without saving the argmax. */
+  async forwardAsync(run: DeviceRun, x: DeviceTensor, training: boolean): Promise<DeviceTensor> {
+    if (!training) {
+      this.deviceState = null;
+      return run.gpu.maxPool2d(x, this.options());
+    }
+    const { y, saved } = await run.gpu.maxPool2dWithSaved(x, this.options());
+    this.deviceState = { x, saved };
+    run.release(saved.argmax);
+    return y;
+  }
+
+  async backwardAsync(run: DeviceRun, dy: DeviceTensor): Promise<DeviceTensor> {
+    const { x, saved } = this.saved(this.deviceState);
+    return (await run.gpu.maxPool2dBackward(dy, x, this.options(), saved)).dx;
+  }
+
   describe(inShape: readonly number[]): LayerInfo {
     return describePool(this.name, 'maxpool', this.window, inShape);
   }
@@ -64,6 +83,7 @@ export class MaxPool2d extends Layer {
  */
 export class AvgPool2d extends Layer {
   private x: Tensor | null = null;
+  private deviceX: DeviceTensor | null = null;
 
   constructor(
     backend: Backend,
@@ -86,6 +106,15 @@ export class AvgPool2d extends Layer {
     return this.backend.avgPool2dBackward(dy, this.saved(this.x), this.options()).dx;
   }
 
+  async forwardAsync(run: DeviceRun, x: DeviceTensor): Promise<DeviceTensor> {
+    this.deviceX = x;
+    return run.gpu.avgPool2d(x, this.options());
+  }
+
+  async backwardAsync(run: DeviceRun, dy: DeviceTensor): Promise<DeviceTensor> {
+    return (await run.gpu.avgPool2dBackward(dy, this.saved(this.deviceX), this.options())).dx;
+  }
+
   describe(inShape: readonly number[]): LayerInfo {
     return describePool(this.name, 'avgpool', this.window, inShape);
   }
@@ -94,6 +123,7 @@ export class AvgPool2d extends Layer {
 /** The mean over H and W of each channel, [N, C, H, W] -> [N, C, 1, 1], for any input size. */
 export class GlobalAvgPool2d extends Layer {
   private x: Tensor | null = null;
+  private deviceX: DeviceTensor | null = null;
 
   forward(x: Tensor): Tensor {
     this.x = x;
@@ -102,6 +132,15 @@ export class GlobalAvgPool2d extends Layer {
 
   backward(dy: Tensor): Tensor {
     return this.backend.globalAvgPool2dBackward(dy, this.saved(this.x)).dx;
+  }
+
+  async forwardAsync(run: DeviceRun, x: DeviceTensor): Promise<DeviceTensor> {
+    this.deviceX = x;
+    return run.gpu.globalAvgPool2d(x);
+  }
+
+  async backwardAsync(run: DeviceRun, dy: DeviceTensor): Promise<DeviceTensor> {
+    return (await run.gpu.globalAvgPool2dBackward(dy, this.saved(this.deviceX))).dx;
   }
 
   describe(inShape: readonly number[]): LayerInfo {

@@ -1,0 +1,177 @@
+/**
+ * ShuffleNet v1 on a gpu backend, per mode: forwardAsync (op by op and as one pipeline) and a training
+ * step (forwardAsync training + backwardAsync) agree with the same model on the cpu backend; host
+ * parameters and buffers stay the source of truth (gradients, running statistics, edits between
+ * calls); device memory does not grow over repeated steps; and the misuses fail clearly.
+ *
+ * The network is small so that its ~40 distinct kernels compile quickly: g3 0.25x (stem 6, stages 60,
+ * 120, 240), one stride-2 unit per stage plus one stride-1 unit in stage 3, the ImageNet stem (so the
+ * max pool runs) at 64x64, batch 2 (stage 4 sees 2x2: batch norm over 8 values per channel, not 2,
+ * whose gradients amplify float32 rounding beyond any useful tolerance).
+ */
+import { assertClose, randomUniform, ShuffleArgumentError, type Tensor, type Tolerance } from '@shuffle/core';
+import { cpu, createGpuBackend, type GpuBackend, type GpuMode } from '@shuffle/kernels';
+import { type ShuffleNetV1, type ShuffleNetV1Options, shuffleNetV1 } from '@shuffle/models';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const NETWORK: ShuffleNetV1Options = { groups: 3, width: 0.25, repeats: [1, 2, 1], numClasses: 10, inputSize: 64, seed: 7 };
+const LABELS = new Int32Array([3, 8]);
+const LEARNING_RATE = 0.05;
+
+/**
+ * A whole network accumulates float32 rounding over ~20 layers (and batch norm divides by batch
+ * statistics of few values), so its tolerance is wider than one op's. Measured worst errors are in the
+ * report of each test's failure message.
+ */
+const NETWORK_TOLERANCE: Record<GpuMode, Tolerance> = {
+  cpu: { atol: 1e-4, rtol: 1e-3 },
+  webasm: { atol: 5e-4, rtol: 5e-3 },
+  headlessgl: { atol: 5e-4, rtol: 5e-3 },
+  webgpu: { atol: 5e-4, rtol: 5e-3 },
+};
+
+function input(seed: number, layout: 'NCHW' | 'NHWC' = 'NCHW'): Tensor {
+  return randomUniform([2, 3, 64, 64], { seed, low: -1, high: 1, layout });
+}
+
+/** dLoss/dLogits of the mean cross-entropy, on the host from the cpu model's logits. */
+function lossGradient(logits: Tensor): Tensor {
+  return cpu.softmaxCrossEntropyBackward(cpu.softmaxCrossEntropy(logits, LABELS), logits, LABELS).dlogits;
+}
+
+function sgdStep(model: ShuffleNetV1): void {
+  for (const p of model.parameters()) {
+    for (let i = 0; i < p.value.size; i++) p.value.data[i] = (p.value.data[i] as number) - LEARNING_RATE * (p.grad.data[i] as number);
+  }
+}
+
+export function modelTests(mode: GpuMode): void {
+  let gpu: GpuBackend;
+  const tolerance = NETWORK_TOLERANCE[mode];
+  beforeAll(async () => {
+    gpu = await createGpuBackend({ mode });
+  });
+  afterAll(() => gpu.destroy());
+
+  it('inference forwardAsync op by op equals the cpu forward, from a host or a device input, NCHW and NHWC', async () => {
+    const onCpu = shuffleNetV1(NETWORK);
+    const onGpu = shuffleNetV1({ ...NETWORK, backend: gpu });
+    for (const layout of ['NCHW', 'NHWC'] as const) {
+      const x = input(1, layout);
+      const want = onCpu.forward(x);
+      const fromHost = await onGpu.forwardAsync(x, { pipeline: false });
+      expect(onGpu.lastForwardExecutor).toBe('ops');
+      assertClose(await fromHost.read(), want, tolerance, `logits (${layout}, host input)`);
+      const device = gpu.upload(x);
+      const fromDevice = await onGpu.forwardAsync(device, { pipeline: false });
+      assertClose(await fromDevice.read(), want, tolerance, `logits (${layout}, device input)`);
+      expect(device.disposed).toBe(false);
+      for (const t of [fromHost, fromDevice, device]) t.dispose();
+    }
+    await onGpu.releaseDevice();
+    expect(gpu.stats().liveTensors).toBe(0);
+  });
+
+  it('a training step (forwardAsync, backwardAsync, SGD on the host) matches the cpu one: logits, grads, running statistics, next forward', async () => {
+    const onCpu = shuffleNetV1(NETWORK);
+    const onGpu = shuffleNetV1({ ...NETWORK, backend: gpu });
+    for (let step = 0; step < 2; step++) {
+      const x = input(10 + step);
+      const want = onCpu.forward(x, { training: true });
+      const logits = await onGpu.forwardAsync(x, { training: true });
+      assertClose(await logits.read(), want, tolerance, `step ${step} logits`);
+      logits.dispose();
+      // buffers() is current as soon as forwardAsync resolves.
+      const buffers = onGpu.buffers();
+      for (const [i, b] of onCpu.buffers().entries())
+        assertClose(buffers[i]?.value as Tensor, b.value, tolerance, `step ${step} ${b.name}`);
+      const dLogits = lossGradient(want);
+      onCpu.backward(dLogits);
+      await onGpu.backwardAsync(dLogits);
+      const params = onGpu.parameters();
+      for (const [i, p] of onCpu.parameters().entries())
+        assertClose(params[i]?.grad as Tensor, p.grad, tolerance, `step ${step} grad ${p.name}`);
+      // The host update must reach the device: the next step's forward sees the new weights.
+      sgdStep(onCpu);
+      sgdStep(onGpu);
+    }
+    const x = input(20);
+    const after = await onGpu.forwardAsync(x, { pipeline: false });
+    assertClose(await after.read(), onCpu.forward(x), tolerance, 'inference after two steps');
+    after.dispose();
+    await onGpu.releaseDevice();
+    expect(gpu.stats().liveTensors).toBe(0);
+  });
+
+  it('writing a parameter or a buffer on the host changes the next forward; an unchanged one is not uploaded again', async () => {
+    const onGpu = shuffleNetV1({ ...NETWORK, backend: gpu });
+    const onCpu = shuffleNetV1(NETWORK);
+    const x = gpu.upload(input(3));
+    (await onGpu.forwardAsync(x, { pipeline: false })).dispose();
+    const uploads = gpu.stats().uploads;
+    (await onGpu.forwardAsync(x, { pipeline: false })).dispose();
+    expect(gpu.stats().uploads - uploads).toBe(0);
+    for (const model of [onGpu, onCpu]) {
+      model.classifier.weight.value.data[5] = 3;
+      model.firstBn.runningMean.value.data[1] = 0.5;
+    }
+    const y = await onGpu.forwardAsync(x, { pipeline: false });
+    expect(gpu.stats().uploads - uploads).toBe(2);
+    assertClose(await y.read(), onCpu.forward(await x.read()), tolerance, 'logits after the edits');
+    for (const t of [x, y]) t.dispose();
+    await onGpu.releaseDevice();
+  });
+
+  it('repeated training steps and inference forwards leave no device tensors behind', async () => {
+    const model = shuffleNetV1({ ...NETWORK, backend: gpu });
+    const start = gpu.stats().liveTensors;
+    const x = gpu.upload(input(4));
+    const dLogits = gpu.upload(randomUniform([2, 10], { seed: 5, low: -0.1, high: 0.1 }));
+    const round = async () => {
+      (await model.forwardAsync(x, { training: true })).dispose();
+      await model.backwardAsync(dLogits);
+      sgdStep(model);
+      (await model.forwardAsync(x, { pipeline: false })).dispose();
+    };
+    await round();
+    const live = gpu.stats().liveTensors;
+    const bytes = gpu.stats().liveBytes;
+    for (let i = 0; i < 3; i++) await round();
+    expect(gpu.stats().liveTensors).toBe(live);
+    expect(gpu.stats().liveBytes).toBe(bytes);
+    // What remains is the model's device copies (one per parameter and buffer) and our two inputs.
+    expect(live - start).toBe(model.parameters().length + model.buffers().length + 2);
+    await model.releaseDevice();
+    for (const t of [x, dLogits]) t.dispose();
+    expect(gpu.stats().liveTensors).toBe(start);
+  });
+
+  describe('misuse', () => {
+    it('the synchronous forward/backward on a gpu model, and forwardAsync on a cpu model, name the right call', async () => {
+      const onGpu = shuffleNetV1({ ...NETWORK, backend: gpu });
+      expect(() => onGpu.forward(input(1))).toThrow(ShuffleArgumentError);
+      expect(() => onGpu.forward(input(1))).toThrow(/forwardAsync/);
+      expect(() => onGpu.backward(randomUniform([2, 10], { seed: 1 }))).toThrow(/backwardAsync/);
+      expect(() => onGpu.units[0]?.forward(input(1), false)).toThrow(/forwardAsync/);
+      const onCpu = shuffleNetV1(NETWORK);
+      await expect(onCpu.forwardAsync(input(1))).rejects.toThrow(/call forward\b/);
+      await expect(onCpu.backwardAsync(randomUniform([2, 10], { seed: 1 }))).rejects.toThrow(/call backward\b/);
+    });
+
+    it('backwardAsync needs a training forwardAsync, the logits shape, and runs once per forward', async () => {
+      const model = shuffleNetV1({ ...NETWORK, backend: gpu });
+      const dLogits = randomUniform([2, 10], { seed: 2 });
+      await expect(model.backwardAsync(dLogits)).rejects.toThrow(/forwardAsync with \{ training: true \} first/);
+      (await model.forwardAsync(input(1), { pipeline: false })).dispose();
+      await expect(model.backwardAsync(dLogits)).rejects.toThrow(ShuffleArgumentError);
+      (await model.forwardAsync(input(1), { training: true })).dispose();
+      await expect(model.backwardAsync(randomUniform([2, 9], { seed: 2 }))).rejects.toThrow(/last logits' shape \[2, 10\]/);
+      await model.backwardAsync(dLogits);
+      await expect(model.backwardAsync(dLogits)).rejects.toThrow(/training: true/);
+      await expect(model.forwardAsync(randomUniform([2, 4, 64, 64], { seed: 1 }))).rejects.toThrow(/3 channels/);
+      await expect(model.forwardAsync(input(1), { training: 'yes' as never })).rejects.toThrow(/options.training/);
+      await model.releaseDevice();
+      expect(gpu.stats().liveTensors).toBe(0);
+    });
+  });
+}
