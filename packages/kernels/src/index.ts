@@ -7,6 +7,7 @@ export { reference } from './backends/reference.js';
 export type { BatchNorm2dOptions, BatchNorm2dSaved } from './batch-norm2d/spec.js';
 export type { ChannelShuffleOptions } from './channel-shuffle/spec.js';
 export type { Pad4, Padding, Pair } from './common/args.js';
+export { TensorArena, type TensorArenaOptions, type TensorArenaStats } from './common/arena.js';
 export { getNumThreads, setNumThreads } from './common/threads.js';
 export type { Conv2dOptions } from './conv2d/spec.js';
 export type { DepthwiseConv2dOptions } from './depthwise-conv2d/spec.js';

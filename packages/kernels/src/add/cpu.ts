@@ -1,4 +1,5 @@
 import { Tensor } from '@shuffle/core';
+import { resultF32 } from '../common/arena.js';
 import { addReference } from './reference.js';
 import { type AddOps, checkAdd, checkAddBackward } from './spec.js';
 
@@ -16,7 +17,7 @@ export const addCpu: AddOps = {
   add(a, b) {
     checkAdd(a, b);
     if (a.dtype === 'float64') return addReference.add(a, b);
-    const y = new Float32Array(a.size);
+    const y = resultF32(a.size);
     addInto(a.data as Float32Array, b.data as Float32Array, y);
     return new Tensor(y, a.shape, a.layout);
   },
@@ -24,6 +25,11 @@ export const addCpu: AddOps = {
   addBackward(dy, a, b) {
     checkAddBackward(dy, a, b);
     if (a.dtype === 'float64') return addReference.addBackward(dy, a, b);
-    return { da: new Tensor(dy.data.slice(), a.shape, a.layout), db: new Tensor(dy.data.slice(), b.shape, b.layout) };
+    const copy = () => {
+      const d = resultF32(dy.size);
+      d.set(dy.data);
+      return d;
+    };
+    return { da: new Tensor(copy(), a.shape, a.layout), db: new Tensor(copy(), b.shape, b.layout) };
   },
 };

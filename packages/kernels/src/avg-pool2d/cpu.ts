@@ -1,4 +1,5 @@
 import { Tensor } from '@shuffle/core';
+import { resultF32, zeroedF32 } from '../common/arena.js';
 import { tapBegin, tapEnd } from '../common/window.js';
 import { avgPool2dReference } from './reference.js';
 import { type AvgPool2dGeometry, type AvgPool2dOps, avgPool2dGeometry, avgWindow, checkAvgPool2dBackward } from './spec.js';
@@ -279,7 +280,7 @@ export const avgPool2dCpu: AvgPool2dOps = {
     if (x.dtype === 'float64') return avgPool2dReference.avgPool2d(x, options);
     tables(g);
     findInterior(g);
-    const y = new Float32Array(g.batch * g.channels * g.outHeight * g.outWidth);
+    const y = resultF32(g.batch * g.channels * g.outHeight * g.outWidth);
     if (x.layout === 'NCHW') forwardNchw(x.data as Float32Array, y, g);
     else forwardNhwc(x.data as Float32Array, y, g);
     return new Tensor(y, [g.batch, g.channels, g.outHeight, g.outWidth], x.layout);
@@ -290,7 +291,7 @@ export const avgPool2dCpu: AvgPool2dOps = {
     if (x.dtype === 'float64') return avgPool2dReference.avgPool2dBackward(dy, x, options);
     tables(g);
     findInterior(g);
-    const dx = new Float32Array(x.size);
+    const dx = zeroedF32(x.size);
     if (x.layout === 'NCHW') backwardNchw(dy.data as Float32Array, dx, g);
     else backwardNhwc(dy.data as Float32Array, dx, g);
     return { dx: new Tensor(dx, x.shape, x.layout) };

@@ -1,5 +1,7 @@
 import { addCpu } from '../add/cpu.js';
+import { addReluCpu } from '../add-relu/cpu.js';
 import { avgPool2dCpu } from '../avg-pool2d/cpu.js';
+import { batchNormRelu2dCpu } from '../batch-norm-relu2d/cpu.js';
 import { batchNorm2dCpu } from '../batch-norm2d/cpu.js';
 import { channelShuffleCpu } from '../channel-shuffle/cpu.js';
 import { concatCpu } from '../concat/cpu.js';
@@ -28,8 +30,10 @@ export const cpu: Backend = {
   ...avgPool2dCpu,
   ...globalAvgPool2dCpu,
   ...batchNorm2dCpu,
+  ...batchNormRelu2dCpu,
   ...reluCpu,
   ...addCpu,
+  ...addReluCpu,
   ...concatCpu,
   ...splitCpu,
   ...flattenCpu,

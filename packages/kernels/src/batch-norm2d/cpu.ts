@@ -1,6 +1,8 @@
 import { Tensor } from '@shuffle/core';
+import { resultF32, resultF64 } from '../common/arena.js';
 import { batchNorm2dReference } from './reference.js';
 import {
+  type BatchNorm2dGeometry,
   type BatchNorm2dOps,
   type BatchNorm2dOptions,
   type BatchNorm2dSaved,
@@ -55,10 +57,27 @@ function ensureRows(channels: number): void {
   partialSquares = new Float64Array(channels);
 }
 
+/** The first `channels` values of a per-channel row, as a result (saved statistics outlive the rows). */
+function copyRow(row: Float64Array, channels: number): Float64Array {
+  const copy = resultF64(channels);
+  copy.set(row.subarray(0, channels));
+  return copy;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Forward kernels
 
-/** y = x * scale[c] + shift[c] over NCHW planes. */
+/**
+ * y = x * s + t over one run of a channel's values, or relu of it when fused with a ReLU (batchNormRelu2d):
+ * Math.max(v, 0) is branch-free and keeps relu's values exactly (NaN stays NaN, -0 becomes +0). One loop
+ * per case, so the choice is made once per run rather than per element.
+ */
+function affineRun(x: Float32Array, y: Float32Array, start: number, end: number, step: number, s: number, t: number, relu: boolean): void {
+  if (relu) for (let i = start; i < end; i += step) y[i] = Math.max((x[i] as number) * s + t, 0);
+  else for (let i = start; i < end; i += step) y[i] = (x[i] as number) * s + t;
+}
+
+/** y = x * scale[c] + shift[c] (then relu if asked) over NCHW planes. */
 function affineNchw(
   x: Float32Array,
   y: Float32Array,
@@ -67,15 +86,10 @@ function affineNchw(
   plane: number,
   scale: Float64Array,
   shift: Float64Array,
+  relu: boolean,
 ): void {
-  let i = 0;
-  for (let n = 0; n < batch; n++) {
-    for (let c = 0; c < channels; c++) {
-      const s = scale[c] as number;
-      const t = shift[c] as number;
-      const end = i + plane;
-      for (; i < end; i++) y[i] = (x[i] as number) * s + t;
-    }
+  for (let n = 0, i = 0; n < batch; n++) {
+    for (let c = 0; c < channels; c++, i += plane) affineRun(x, y, i, i + plane, 1, scale[c] as number, shift[c] as number, relu);
   }
 }
 
@@ -89,16 +103,20 @@ function pixelTile(channels: number): number {
   return Math.min(128, Math.max(8, Math.floor(8192 / channels)));
 }
 
-/** y = x * scale[c] + shift[c] over NHWC pixel rows. */
-function affineNhwc(x: Float32Array, y: Float32Array, pixels: number, channels: number, scale: Float64Array, shift: Float64Array): void {
+/** y = x * scale[c] + shift[c] (then relu if asked) over NHWC pixel rows. */
+function affineNhwc(
+  x: Float32Array,
+  y: Float32Array,
+  pixels: number,
+  channels: number,
+  scale: Float64Array,
+  shift: Float64Array,
+  relu: boolean,
+): void {
   const tile = pixelTile(channels);
   for (let first = 0; first < pixels; first += tile) {
     const end = Math.min(pixels, first + tile) * channels;
-    for (let c = 0; c < channels; c++) {
-      const s = scale[c] as number;
-      const t = shift[c] as number;
-      for (let i = first * channels + c; i < end; i += channels) y[i] = (x[i] as number) * s + t;
-    }
+    for (let c = 0; c < channels; c++) affineRun(x, y, first * channels + c, end, channels, scale[c] as number, shift[c] as number, relu);
   }
 }
 
@@ -116,6 +134,7 @@ function trainNchw(
   channels: number,
   plane: number,
   eps: number,
+  relu: boolean,
 ): void {
   const count = batch * plane;
   const batchStride = channels * plane;
@@ -156,8 +175,7 @@ function trainNchw(
     const t = (beta[c] as number) - mu * s;
     for (let n = 0; n < batch; n++) {
       const start = n * batchStride + c * plane;
-      const end = start + plane;
-      for (let i = start; i < end; i++) y[i] = (x[i] as number) * s + t;
+      affineRun(x, y, start, start + plane, 1, s, t, relu);
     }
   }
 }
@@ -211,30 +229,40 @@ function forward(
   options: BatchNorm2dOptions | undefined,
   keepSaved: boolean,
 ): { y: Tensor; saved: BatchNorm2dSaved | undefined } {
-  const { batch, channels, height, width, count, training, momentum, eps } = batchNorm2dGeometry(
-    op,
-    x,
-    gamma,
-    beta,
-    runningMean,
-    runningVar,
-    options,
-  );
+  const geometry = batchNorm2dGeometry(op, x, gamma, beta, runningMean, runningVar, options);
   if (x.dtype === 'float64') {
     // Gradient checks only: the reference computes in float64.
     const result = batchNorm2dReference.batchNorm2dWithSaved(x, gamma, beta, runningMean, runningVar, options);
     return { y: result.y, saved: result.saved };
   }
+  return batchNormKernel(x, gamma, beta, runningMean, runningVar, geometry, keepSaved, false);
+}
+
+/**
+ * The float32 forward of a checked call: batch norm, followed by a ReLU in the same pass when `relu`
+ * (batchNormRelu2d). Updates the running statistics in training.
+ */
+export function batchNormKernel(
+  x: Tensor,
+  gamma: Tensor,
+  beta: Tensor,
+  runningMean: Tensor,
+  runningVar: Tensor,
+  geometry: BatchNorm2dGeometry,
+  keepSaved: boolean,
+  relu: boolean,
+): { y: Tensor; saved: BatchNorm2dSaved | undefined } {
+  const { batch, channels, height, width, count, training, momentum, eps } = geometry;
   ensureRows(channels);
   const xs = x.data as Float32Array;
   const gammas = gamma.data as Float32Array;
   const betas = beta.data as Float32Array;
-  const out = new Float32Array(xs.length);
+  const out = resultF32(xs.length);
   const plane = height * width;
   const nchw = x.layout === 'NCHW';
 
   if (training) {
-    if (nchw) trainNchw(xs, out, gammas, betas, batch, channels, plane, eps);
+    if (nchw) trainNchw(xs, out, gammas, betas, batch, channels, plane, eps, relu);
     else {
       statsNhwc(xs, count, channels, eps);
       for (let c = 0; c < channels; c++) {
@@ -242,7 +270,7 @@ function forward(
         scale[c] = s;
         shift[c] = (betas[c] as number) - (mean[c] as number) * s;
       }
-      affineNhwc(xs, out, count, channels, scale, shift);
+      affineNhwc(xs, out, count, channels, scale, shift, relu);
     }
     // The running variance is unbiased (divided by M - 1): it estimates the population's.
     const runMean = runningMean.data;
@@ -264,12 +292,12 @@ function forward(
       scale[c] = s;
       shift[c] = (betas[c] as number) - mu * s;
     }
-    if (nchw) affineNchw(xs, out, batch, channels, plane, scale, shift);
-    else affineNhwc(xs, out, count, channels, scale, shift);
+    if (nchw) affineNchw(xs, out, batch, channels, plane, scale, shift, relu);
+    else affineNhwc(xs, out, count, channels, scale, shift, relu);
   }
 
   const y = new Tensor(out, x.shape, x.layout);
-  const saved = keepSaved ? { mean: mean.slice(0, channels), invStd: invStd.slice(0, channels) } : undefined;
+  const saved = keepSaved ? { mean: copyRow(mean, channels), invStd: copyRow(invStd, channels) } : undefined;
   return { y, saved };
 }
 
@@ -408,43 +436,54 @@ export const batchNorm2dCpu: BatchNorm2dOps = {
   },
 
   batchNorm2dBackward(dy, x, gamma, saved, options) {
-    const { batch, channels, height, width, count, training } = checkBatchNorm2dBackward(dy, x, gamma, saved, options);
+    const geometry = checkBatchNorm2dBackward(dy, x, gamma, saved, options);
     if (x.dtype === 'float64') return batchNorm2dReference.batchNorm2dBackward(dy, x, gamma, saved, options); // gradient checks only
-    ensureRows(channels);
-    const dys = dy.data as Float32Array;
-    const xs = x.data as Float32Array;
-    const gammas = gamma.data as Float32Array;
-    const plane = height * width;
-    const nchw = x.layout === 'NCHW';
-    const dxs = new Float32Array(xs.length);
-    const dgamma = new Float32Array(channels);
-    const dbeta = new Float32Array(channels);
-    if (nchw) backwardNchw(dys, xs, dxs, gammas, batch, channels, plane, saved.mean, saved.invStd, training, dgamma, dbeta);
-    else {
-      const sumDy = partialSums;
-      const sumDyCentred = partialSquares;
-      gradSumsNhwc(dys, xs, count, channels, saved.mean, sumDy, sumDyCentred);
-      const a = scale;
-      const b = shift;
-      const k = mean;
-      for (let c = 0; c < channels; c++) {
-        const s = saved.invStd[c] as number;
-        const db = sumDy[c] as number;
-        const dg = (sumDyCentred[c] as number) * s;
-        dbeta[c] = db;
-        dgamma[c] = dg;
-        const ac = (gammas[c] as number) * s;
-        const bc = training ? (-ac * s * dg) / count : 0;
-        a[c] = ac;
-        b[c] = bc;
-        k[c] = training ? (-ac * db) / count - bc * (saved.mean[c] as number) : 0;
-      }
-      inputGradNhwc(dys, xs, dxs, count, channels, a, b, k);
-    }
-    return {
-      dx: new Tensor(dxs, x.shape, x.layout),
-      dgamma: new Tensor(dgamma, gamma.shape),
-      dbeta: new Tensor(dbeta, gamma.shape),
-    };
+    return batchNormBackwardKernel(dy.data as Float32Array, x, gamma, saved, geometry);
   },
 };
+
+/** The float32 backward of a checked call, given dy as an array in x's layout. */
+export function batchNormBackwardKernel(
+  dys: Float32Array,
+  x: Tensor,
+  gamma: Tensor,
+  saved: BatchNorm2dSaved,
+  geometry: BatchNorm2dGeometry,
+): { dx: Tensor; dgamma: Tensor; dbeta: Tensor } {
+  const { batch, channels, height, width, count, training } = geometry;
+  ensureRows(channels);
+  const xs = x.data as Float32Array;
+  const gammas = gamma.data as Float32Array;
+  const plane = height * width;
+  const nchw = x.layout === 'NCHW';
+  const dxs = resultF32(xs.length);
+  const dgamma = resultF32(channels);
+  const dbeta = resultF32(channels);
+  if (nchw) backwardNchw(dys, xs, dxs, gammas, batch, channels, plane, saved.mean, saved.invStd, training, dgamma, dbeta);
+  else {
+    const sumDy = partialSums;
+    const sumDyCentred = partialSquares;
+    gradSumsNhwc(dys, xs, count, channels, saved.mean, sumDy, sumDyCentred);
+    const a = scale;
+    const b = shift;
+    const k = mean;
+    for (let c = 0; c < channels; c++) {
+      const s = saved.invStd[c] as number;
+      const db = sumDy[c] as number;
+      const dg = (sumDyCentred[c] as number) * s;
+      dbeta[c] = db;
+      dgamma[c] = dg;
+      const ac = (gammas[c] as number) * s;
+      const bc = training ? (-ac * s * dg) / count : 0;
+      a[c] = ac;
+      b[c] = bc;
+      k[c] = training ? (-ac * db) / count - bc * (saved.mean[c] as number) : 0;
+    }
+    inputGradNhwc(dys, xs, dxs, count, channels, a, b, k);
+  }
+  return {
+    dx: new Tensor(dxs, x.shape, x.layout),
+    dgamma: new Tensor(dgamma, gamma.shape),
+    dbeta: new Tensor(dbeta, gamma.shape),
+  };
+}

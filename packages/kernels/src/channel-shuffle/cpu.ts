@@ -1,4 +1,5 @@
 import { Tensor } from '@shuffle/core';
+import { resultF32 } from '../common/arena.js';
 import { channelShuffleReference } from './reference.js';
 import { type ChannelShuffleGeometry, type ChannelShuffleOps, type ChannelShuffleOptions, channelShuffleGeometry } from './spec.js';
 
@@ -64,7 +65,7 @@ function shuffleNhwc(x: Float32Array, y: Float32Array, pixels: number, groups: n
 
 function shuffle(x: Tensor, geometry: ChannelShuffleGeometry, inverse: boolean): Tensor {
   const { batch, height, width, groups, channelsPerGroup } = geometry;
-  const y = new Float32Array(x.size);
+  const y = resultF32(x.size);
   const plane = height * width;
   if (x.layout === 'NCHW') shuffleNchw(x.data as Float32Array, y, batch, groups, channelsPerGroup, plane, inverse);
   else shuffleNhwc(x.data as Float32Array, y, batch * plane, groups, channelsPerGroup, inverse);

@@ -1,4 +1,5 @@
 import { Tensor } from '@shuffle/core';
+import { resultF32 } from '../common/arena.js';
 import { concatReference } from './reference.js';
 import { type ConcatOps, concatBackwardGeometry, concatGeometry } from './spec.js';
 
@@ -56,7 +57,7 @@ export const concatCpu: ConcatOps = {
     if (first.dtype === 'float64') return concatReference.concat(xs);
     const plane = height * width;
     const nchw = layout === 'NCHW';
-    const y = new Float32Array(batch * totalChannels * plane);
+    const y = resultF32(batch * totalChannels * plane);
     xs.forEach((x, i) => {
       const size = channels[i] as number;
       copyChannels(x.data as Float32Array, size, 0, y, totalChannels, offsets[i] as number, size, batch, plane, nchw);
@@ -71,7 +72,7 @@ export const concatCpu: ConcatOps = {
     const nchw = layout === 'NCHW';
     const dxs = xs.map((x, i) => {
       const size = channels[i] as number;
-      const dx = new Float32Array(x.size);
+      const dx = resultF32(x.size);
       copyChannels(dy.data as Float32Array, totalChannels, offsets[i] as number, dx, size, 0, size, batch, plane, nchw);
       return new Tensor(dx, x.shape, layout);
     });

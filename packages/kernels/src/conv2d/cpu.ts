@@ -1,6 +1,6 @@
-import type { Tensor } from '@shuffle/core';
+import { Tensor } from '@shuffle/core';
+import { resultF32, zeroedF32 } from '../common/arena.js';
 import { band, sgemm, sgemmPart } from '../common/gemm.js';
-import { allocLike } from '../common/indexing.js';
 import { scratchF32 } from '../common/scratch.js';
 import { defineTask, jobArgs, partsFor, runParallel, sharedF32, sharedSlot } from '../common/threads.js';
 import { tapBegin, tapEnd } from '../common/window.js';
@@ -49,15 +49,19 @@ export const conv2dCpu: Conv2dOps = {
     const geometry = conv2dGeometry('conv2d', x, weight, options);
     if (x.dtype === 'float64') return conv2dReference.conv2d(x, weight, options);
     const { batch, outChannels, outHeight, outWidth, bias } = geometry;
-    const y = allocLike(x, [batch, outChannels, outHeight, outWidth]);
+    const shape = [batch, outChannels, outHeight, outWidth];
+    const yData = resultF32(batch * outChannels * outHeight * outWidth);
+    const y = new Tensor(yData, shape, x.layout);
     if (batch === 0) return y;
     const xData = x.data as Float32Array;
-    const yData = y.data as Float32Array;
-    // With a bias, y starts as the bias and the products add to it.
-    if (bias) fillBias(yData, bias.data as Float32Array, x.layout === 'NHWC', batch, outChannels, outHeight * outWidth);
-    const accumulate = bias !== undefined;
     const nhwc = x.layout === 'NHWC';
-    if (isThin(geometry)) {
+    const thin = isThin(geometry);
+    // With a bias, y starts as the bias and the products add to it; the direct loops always add, so they
+    // start from 0. Only the GEMM without a bias stores every element outright.
+    if (bias) fillBias(yData, bias.data as Float32Array, nhwc, batch, outChannels, outHeight * outWidth);
+    else if (thin) yData.fill(0);
+    const accumulate = bias !== undefined;
+    if (thin) {
       if (nhwc) directForwardNhwc(xData, weight, yData, geometry);
       else directForwardNchw(xData, weight, yData, geometry);
     } else {
@@ -82,8 +86,8 @@ export const conv2dCpu: Conv2dOps = {
     const geometry = checkConv2dBackward(dy, x, weight, options);
     if (x.dtype === 'float64') return conv2dReference.conv2dBackward(dy, x, weight, options);
     const { batch, outChannels, outHeight, outWidth, bias } = geometry;
-    const dx = allocLike(x, x.shape);
-    const dweight = allocLike(weight, weight.shape);
+    const dx = new Tensor(zeroedF32(x.size), x.shape, x.layout);
+    const dweight = new Tensor(zeroedF32(weight.size), weight.shape, weight.layout);
     const nhwc = x.layout === 'NHWC';
     if (batch > 0) {
       const xData = x.data as Float32Array;
@@ -102,7 +106,7 @@ export const conv2dCpu: Conv2dOps = {
       }
     }
     if (!bias) return { dx, dweight };
-    const dbias = allocLike(bias, bias.shape);
+    const dbias = new Tensor(zeroedF32(bias.size), bias.shape);
     sumPerChannel(dy.data as Float32Array, nhwc, batch, outChannels, outHeight * outWidth, dbias.data as Float32Array);
     return { dx, dweight, dbias };
   },

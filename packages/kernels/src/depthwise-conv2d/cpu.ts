@@ -1,4 +1,5 @@
 import { Tensor } from '@shuffle/core';
+import { resultF32, zeroedF32 } from '../common/arena.js';
 import { scratchF32 } from '../common/scratch.js';
 import { tapBegin, tapEnd } from '../common/window.js';
 import { depthwiseConv2dReference } from './reference.js';
@@ -734,12 +735,19 @@ function backward(
 let weightGradSums = new Float64Array(0);
 let biasGradSums = new Float64Array(0);
 
+/** float64 gradient sums rounded into a float32 result. */
+function toF32(sums: Float64Array): Float32Array {
+  const out = resultF32(sums.length);
+  out.set(sums);
+  return out;
+}
+
 export const depthwiseConv2dCpu: DepthwiseConv2dOps = {
   depthwiseConv2d(x, weight, options?: DepthwiseConv2dOptions) {
     const g = depthwiseConv2dGeometry('depthwiseConv2d', x, weight, options);
     if (x.dtype === 'float64') return depthwiseConv2dReference.depthwiseConv2d(x, weight, options);
     // weight [C*m, 1, kH, kW] has one memory order in both layouts (its channel axis is 1): o*kH*kW + p*kW + q.
-    const y = new Float32Array(g.batch * g.outChannels * g.outHeight * g.outWidth);
+    const y = resultF32(g.batch * g.outChannels * g.outHeight * g.outWidth);
     forward(x.data as Float32Array, weight.data as Float32Array, g.bias?.data as Float32Array | undefined, y, g, x.layout === 'NHWC');
     return new Tensor(y, [g.batch, g.outChannels, g.outHeight, g.outWidth], x.layout);
   },
@@ -751,12 +759,12 @@ export const depthwiseConv2dCpu: DepthwiseConv2dOps = {
     if (biasGradSums.length < g.outChannels) biasGradSums = new Float64Array(g.outChannels);
     const dweightSums = weightGradSums.subarray(0, weight.size).fill(0);
     const dbiasSums = biasGradSums.subarray(0, g.outChannels).fill(0);
-    const dx = new Float32Array(x.size);
+    const dx = zeroedF32(x.size);
     const nhwc = x.layout === 'NHWC';
     backward(dy.data as Float32Array, x.data as Float32Array, weight.data as Float32Array, dx, dweightSums, dbiasSums, g, nhwc);
-    const dweight = new Tensor(Float32Array.from(dweightSums), weight.shape, weight.layout);
+    const dweight = new Tensor(toF32(dweightSums), weight.shape, weight.layout);
     const grads = { dx: new Tensor(dx, x.shape, x.layout), dweight };
     if (g.bias === undefined) return grads;
-    return { ...grads, dbias: new Tensor(Float32Array.from(dbiasSums), g.bias.shape) };
+    return { ...grads, dbias: new Tensor(toF32(dbiasSums), g.bias.shape) };
   },
 };

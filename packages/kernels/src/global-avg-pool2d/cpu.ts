@@ -1,4 +1,5 @@
 import { Tensor } from '@shuffle/core';
+import { resultF32 } from '../common/arena.js';
 import { globalAvgPool2dReference } from './reference.js';
 import { checkGlobalAvgPool2d, checkGlobalAvgPool2dBackward, type GlobalAvgPool2dOps } from './spec.js';
 
@@ -19,7 +20,7 @@ export const globalAvgPool2dCpu: GlobalAvgPool2dOps = {
     const [batch, channels, height, width] = x.shape as [number, number, number, number];
     const plane = height * width;
     const data = x.data as Float32Array;
-    const y = new Float32Array(batch * channels);
+    const y = resultF32(batch * channels);
     if (x.layout === 'NCHW') {
       for (let p = 0; p < batch * channels; p++) {
         let sum = 0;
@@ -47,7 +48,7 @@ export const globalAvgPool2dCpu: GlobalAvgPool2dOps = {
     const [batch, channels, height, width] = x.shape as [number, number, number, number];
     const plane = height * width;
     const grad = dy.data as Float32Array;
-    const dx = new Float32Array(x.size);
+    const dx = resultF32(x.size);
     if (x.layout === 'NCHW') {
       for (let p = 0; p < batch * channels; p++) dx.fill((grad[p] as number) / plane, p * plane, (p + 1) * plane);
     } else {

@@ -1,5 +1,6 @@
+import { Tensor } from '@shuffle/core';
+import { zeroedF32 } from '../common/arena.js';
 import { sgemmPart } from '../common/gemm.js';
-import { allocLike } from '../common/indexing.js';
 import { defineTask, jobArgs, partsFor, runParallel, sharedF32, sharedSlot } from '../common/threads.js';
 import { linearReference } from './reference.js';
 import { checkLinearBackward, type LinearOps, type LinearOptions, linearGeometry } from './spec.js';
@@ -29,7 +30,7 @@ export const linearCpu: LinearOps = {
   linear(x, weight, options?: LinearOptions) {
     const { batch, inFeatures, outFeatures, bias } = linearGeometry('linear', x, weight, options);
     if (x.dtype === 'float64') return linearReference.linear(x, weight, options);
-    const y = allocLike(x, [batch, outFeatures]);
+    const y = new Tensor(zeroedF32(batch * outFeatures), [batch, outFeatures]);
     const xData = x.data as Float32Array;
     const w = weight.data as Float32Array;
     const yData = y.data as Float32Array;
@@ -65,8 +66,8 @@ export const linearCpu: LinearOps = {
   linearBackward(dy, x, weight, options?: LinearOptions) {
     const { batch, inFeatures, outFeatures, bias } = checkLinearBackward(dy, x, weight, options);
     if (x.dtype === 'float64') return linearReference.linearBackward(dy, x, weight, options);
-    const dx = allocLike(x, x.shape);
-    const dweight = allocLike(weight, weight.shape);
+    const dx = new Tensor(zeroedF32(x.size), x.shape, x.layout);
+    const dweight = new Tensor(zeroedF32(weight.size), weight.shape);
     const xData = x.data as Float32Array;
     const w = weight.data as Float32Array;
     const dyData = dy.data as Float32Array;
@@ -92,7 +93,7 @@ export const linearCpu: LinearOps = {
       outerProducts(dyData, xData, dw, batch, inFeatures, outFeatures);
     }
     if (!bias) return { dx, dweight };
-    const dbias = allocLike(bias, bias.shape);
+    const dbias = new Tensor(zeroedF32(bias.size), bias.shape);
     const db = dbias.data as Float32Array;
     for (let o = 0; o < outFeatures; o++) {
       let sum = 0;

@@ -1,4 +1,5 @@
 import { Tensor } from '@shuffle/core';
+import { resultF32, resultI32, zeroedF32 } from '../common/arena.js';
 import { scratchF32 } from '../common/scratch.js';
 import { tapBegin, tapEnd } from '../common/window.js';
 import { maxPool2dReference } from './reference.js';
@@ -365,7 +366,7 @@ export const maxPool2dCpu: MaxPool2dOps = {
     const g = maxPool2dGeometry(x, options);
     if (x.dtype === 'float64') return maxPool2dReference.maxPool2d(x, options);
     const shape = [g.batch, g.channels, g.outHeight, g.outWidth];
-    const y = new Float32Array(g.batch * g.channels * g.outHeight * g.outWidth);
+    const y = resultF32(g.batch * g.channels * g.outHeight * g.outWidth);
     pool(x, g, undefined, y);
     return new Tensor(y, shape, x.layout);
   },
@@ -374,8 +375,8 @@ export const maxPool2dCpu: MaxPool2dOps = {
     const g = maxPool2dGeometry(x, options, 'maxPool2dWithSaved');
     if (x.dtype === 'float64') return maxPool2dReference.maxPool2dWithSaved(x, options);
     const shape = [g.batch, g.channels, g.outHeight, g.outWidth];
-    const y = new Float32Array(g.batch * g.channels * g.outHeight * g.outWidth);
-    const argmax = new Int32Array(y.length);
+    const y = resultF32(g.batch * g.channels * g.outHeight * g.outWidth);
+    const argmax = resultI32(y.length);
     pool(x, g, argmax, y);
     return { y: new Tensor(y, shape, x.layout), saved: { argmax } };
   },
@@ -391,7 +392,7 @@ export const maxPool2dCpu: MaxPool2dOps = {
       argmax = argmaxScratch;
       pool(x, g, argmax, scratchF32('maxPool2d.y', outputs));
     }
-    const dx = new Float32Array(x.size);
+    const dx = zeroedF32(x.size);
     const dyData = dy.data as Float32Array;
     const inPlane = g.inHeight * g.inWidth;
     const outPlane = g.outHeight * g.outWidth;

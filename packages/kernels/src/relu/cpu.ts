@@ -1,4 +1,5 @@
 import { Tensor } from '@shuffle/core';
+import { resultF32 } from '../common/arena.js';
 import { reluReference } from './reference.js';
 import { checkRelu, checkReluBackward, type ReluOps } from './spec.js';
 
@@ -32,7 +33,7 @@ export const reluCpu: ReluOps = {
   relu(x) {
     checkRelu(x);
     if (x.dtype === 'float64') return reluReference.relu(x);
-    const y = new Float32Array(x.size);
+    const y = resultF32(x.size);
     reluForward(x.data as Float32Array, y);
     return new Tensor(y, x.shape, x.layout);
   },
@@ -40,7 +41,7 @@ export const reluCpu: ReluOps = {
   reluBackward(dy, x) {
     checkReluBackward(dy, x);
     if (x.dtype === 'float64') return reluReference.reluBackward(dy, x);
-    const dx = new Float32Array(x.size);
+    const dx = resultF32(x.size);
     reluGrad(dy.data as Float32Array, x.data as Float32Array, dx);
     return { dx: new Tensor(dx, x.shape, x.layout) };
   },

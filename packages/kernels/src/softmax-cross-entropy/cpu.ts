@@ -1,4 +1,5 @@
 import { Tensor } from '@shuffle/core';
+import { resultF32 } from '../common/arena.js';
 import { softmaxCrossEntropyReference } from './reference.js';
 import {
   checkSoftmaxCrossEntropyBackward,
@@ -87,7 +88,7 @@ export const softmaxCrossEntropyCpu: SoftmaxCrossEntropyOps = {
   softmaxCrossEntropy(logits, labels: Labels, options?: SoftmaxCrossEntropyOptions) {
     const { batch, classes, labelSmoothing } = softmaxCrossEntropyGeometry('softmaxCrossEntropy', logits, labels, options);
     if (logits.dtype === 'float64') return softmaxCrossEntropyReference.softmaxCrossEntropy(logits, labels, options);
-    const loss = new Float32Array(1);
+    const loss = resultF32(1);
     loss[0] = meanLoss(logits.data as Float32Array, labels, batch, classes, labelSmoothing);
     return new Tensor(loss, []);
   },
@@ -95,7 +96,7 @@ export const softmaxCrossEntropyCpu: SoftmaxCrossEntropyOps = {
   softmaxCrossEntropyBackward(dy, logits, labels: Labels, options?: SoftmaxCrossEntropyOptions) {
     const { batch, classes, labelSmoothing } = checkSoftmaxCrossEntropyBackward(dy, logits, labels, options);
     if (logits.dtype === 'float64') return softmaxCrossEntropyReference.softmaxCrossEntropyBackward(dy, logits, labels, options);
-    const dlogits = new Float32Array(logits.size);
+    const dlogits = resultF32(logits.size);
     lossGrad(logits.data as Float32Array, dlogits, labels, batch, classes, labelSmoothing, (dy.data[0] as number) / batch);
     return { dlogits: new Tensor(dlogits, logits.shape) };
   },

@@ -1,4 +1,5 @@
 import { Tensor } from '@shuffle/core';
+import { resultF32 } from '../common/arena.js';
 import { copyChannels } from '../concat/cpu.js';
 import { splitReference } from './reference.js';
 import { type SplitOps, splitBackwardGeometry, splitGeometry } from './spec.js';
@@ -15,7 +16,7 @@ export const splitCpu: SplitOps = {
     const plane = height * width;
     const nchw = x.layout === 'NCHW';
     return sizes.map((size, i) => {
-      const y = new Float32Array(batch * size * plane);
+      const y = resultF32(batch * size * plane);
       copyChannels(x.data as Float32Array, channels, offsets[i] as number, y, size, 0, size, batch, plane, nchw);
       return new Tensor(y, [batch, size, height, width], x.layout);
     });
@@ -26,7 +27,7 @@ export const splitCpu: SplitOps = {
     if (x.dtype === 'float64') return splitReference.splitBackward(dys, x, sizes);
     const plane = height * width;
     const nchw = x.layout === 'NCHW';
-    const dx = new Float32Array(x.size);
+    const dx = resultF32(x.size);
     dys.forEach((dy, i) => {
       const size = sizes[i] as number;
       copyChannels(dy.data as Float32Array, size, 0, dx, channels, offsets[i] as number, size, batch, plane, nchw);
