@@ -7,21 +7,21 @@ export interface AddOps {
   addBackward(dy: Tensor, a: Tensor, b: Tensor): { da: Tensor; db: Tensor };
 }
 
-export function checkAdd(a: Tensor, b: Tensor): void {
-  checkTensor('add', 'a', a);
-  checkTensor('add', 'b', b);
-  checkShapeEquals('add', 'b', b.shape, a.shape, "a's shape; add does not broadcast");
-  checkSameLayout('add', { a, b });
-  checkSameDType('add', { a, b });
+/** add's checks; addRelu shares them under its own name. */
+export function checkAdd(a: Tensor, b: Tensor, op = 'add'): void {
+  checkTensor(op, 'a', a);
+  checkTensor(op, 'b', b);
+  checkShapeEquals(op, 'b', b.shape, a.shape, `a's shape; ${op} does not broadcast`);
+  checkSameLayout(op, { a, b });
+  checkSameDType(op, { a, b });
 }
 
-export function checkAddBackward(dy: Tensor, a: Tensor, b: Tensor): void {
-  const op = 'addBackward';
+export function checkAddBackward(dy: Tensor, a: Tensor, b: Tensor, op = 'addBackward'): void {
   checkTensor(op, 'a', a);
   checkTensor(op, 'b', b);
   checkTensor(op, 'dy', dy);
   checkShapeEquals(op, 'b', b.shape, a.shape, "a's shape");
-  checkShapeEquals(op, 'dy', dy.shape, a.shape, "add's output shape");
+  checkShapeEquals(op, 'dy', dy.shape, a.shape, `${op.replace(/Backward$/, '')}'s output shape`);
   checkSameLayout(op, { a, b, dy });
   checkSameDType(op, { a, b, dy });
 }

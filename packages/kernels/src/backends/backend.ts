@@ -1,5 +1,7 @@
 import type { AddOps } from '../add/spec.js';
+import type { AddReluOps } from '../add-relu/spec.js';
 import type { AvgPool2dOps } from '../avg-pool2d/spec.js';
+import type { BatchNormRelu2dOps } from '../batch-norm-relu2d/spec.js';
 import type { BatchNorm2dOps } from '../batch-norm2d/spec.js';
 import type { ChannelShuffleOps } from '../channel-shuffle/spec.js';
 import type { ConcatOps } from '../concat/spec.js';
@@ -26,8 +28,10 @@ export interface Backend
     AvgPool2dOps,
     GlobalAvgPool2dOps,
     BatchNorm2dOps,
+    BatchNormRelu2dOps,
     ReluOps,
     AddOps,
+    AddReluOps,
     ConcatOps,
     SplitOps,
     FlattenOps,

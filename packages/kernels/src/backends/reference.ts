@@ -1,5 +1,7 @@
 import { addReference } from '../add/reference.js';
+import { addReluReference } from '../add-relu/reference.js';
 import { avgPool2dReference } from '../avg-pool2d/reference.js';
+import { batchNormRelu2dReference } from '../batch-norm-relu2d/reference.js';
 import { batchNorm2dReference } from '../batch-norm2d/reference.js';
 import { channelShuffleReference } from '../channel-shuffle/reference.js';
 import { concatReference } from '../concat/reference.js';
@@ -27,8 +29,10 @@ export const reference: Backend = {
   ...avgPool2dReference,
   ...globalAvgPool2dReference,
   ...batchNorm2dReference,
+  ...batchNormRelu2dReference,
   ...reluReference,
   ...addReference,
+  ...addReluReference,
   ...concatReference,
   ...splitReference,
   ...flattenReference,

@@ -104,12 +104,13 @@ const STATS = defineKernel(
 /*
  * y = (x - mean[c]) * gamma[c] * invStd[c] + beta[c], one thread per element in x's layout. With
  * `fromVariance` = 1 the third argument is a variance and invStd = 1 / sqrt(variance + eps) (inference
- * straight from the running statistics, in one launch).
+ * straight from the running statistics, in one launch). With `relu` = 1, y is then relu(y) in the same
+ * launch (batchNormRelu2d), NaN passing as relu's kernel lets it.
  */
 const NORMALIZE = defineKernel(
   'batchNorm2dNormalize',
   function batchNorm2dNormalize(
-    this: KernelThis<'xStrideC' | 'channels' | 'fromVariance' | 'eps'>,
+    this: KernelThis<'xStrideC' | 'channels' | 'fromVariance' | 'eps' | 'relu'>,
     x: any,
     mean: any,
     spread: any,
@@ -120,7 +121,32 @@ const NORMALIZE = defineKernel(
     const c = Math.floor(i / this.constants.xStrideC) % this.constants.channels;
     let invStd = spread[c];
     if (this.constants.fromVariance === 1) invStd = 1 / Math.sqrt(spread[c] + this.constants.eps);
-    return (x[i] - mean[c]) * (gamma[c] * invStd) + beta[c];
+    const v = (x[i] - mean[c]) * (gamma[c] * invStd) + beta[c];
+    // biome-ignore lint/suspicious/noSelfCompare: the NaN test that every mode compiles (gpu.js has no Number.isNaN)
+    if (this.constants.relu === 0 || v > 0 || v !== v) return v;
+    return 0;
+  },
+);
+
+/*
+ * batchNormRelu2d's backward starts from dz = dy where the forward's pre-activation z > 0, else 0, with
+ * z recomputed from the saved statistics by NORMALIZE's expression.
+ */
+const RELU_MASK = defineKernel(
+  'batchNormReluMask',
+  function batchNormReluMask(
+    this: KernelThis<'xStrideC' | 'channels'>,
+    dy: any,
+    x: any,
+    mean: any,
+    invStd: any,
+    gamma: any,
+    beta: any,
+  ): number {
+    const i = this.thread.x;
+    const c = Math.floor(i / this.constants.xStrideC) % this.constants.channels;
+    if ((x[i] - mean[c]) * (gamma[c] * invStd[c]) + beta[c] > 0) return dy[i];
+    return 0;
   },
 );
 
@@ -258,12 +284,14 @@ async function checkForward(gpu: GpuContext, op: string, args: ForwardArgs, opti
   return g;
 }
 
-async function forward(
+/** The forward; with `relu`, batchNormRelu2d's (the ReLU applied in the normalising launch). */
+export async function batchNormGpuForward(
   gpu: GpuContext,
   op: string,
   args: ForwardArgs,
   options: BatchNorm2dOptions | undefined,
   keepSaved: boolean,
+  relu = false,
 ): Promise<{ y: DeviceTensor; saved?: GpuBatchNorm2dSaved }> {
   const g = await checkForward(gpu, op, args, options);
   const { x, gamma, beta, runningMean, runningVar } = args;
@@ -275,7 +303,7 @@ async function forward(
       kernel: NORMALIZE,
       inputs,
       output: { shape: x.shape, layout: x.layout },
-      constants: { ...channelOf(x, g), eps: g.eps, fromVariance },
+      constants: { ...channelOf(x, g), eps: g.eps, fromVariance, relu: relu ? 1 : 0 },
     });
   const all = [x, gamma, beta, runningMean, runningVar];
   return gpu.onDevice(all, (onDevice) =>
@@ -372,11 +400,17 @@ function isDeviceSaved(saved: unknown): saved is GpuBatchNorm2dSaved {
 export function batchNorm2dGpu(gpu: GpuContext): Pick<GpuBackendOps, keyof BatchNorm2dOps> {
   return {
     async batchNorm2d(x, gamma, beta, runningMean, runningVar, options) {
-      return (await forward(gpu, 'batchNorm2d', { x, gamma, beta, runningMean, runningVar }, options, false)).y;
+      return (await batchNormGpuForward(gpu, 'batchNorm2d', { x, gamma, beta, runningMean, runningVar }, options, false)).y;
     },
 
     async batchNorm2dWithSaved(x, gamma, beta, runningMean, runningVar, options) {
-      const { y, saved } = await forward(gpu, 'batchNorm2dWithSaved', { x, gamma, beta, runningMean, runningVar }, options, true);
+      const { y, saved } = await batchNormGpuForward(
+        gpu,
+        'batchNorm2dWithSaved',
+        { x, gamma, beta, runningMean, runningVar },
+        options,
+        true,
+      );
       return { y, saved: saved as GpuBatchNorm2dSaved };
     },
 
@@ -385,85 +419,122 @@ export function batchNorm2dGpu(gpu: GpuContext): Pick<GpuBackendOps, keyof Batch
      * a host BatchNorm2dSaved (Float64Arrays) is checked as the reference checks it and uploaded.
      */
     async batchNorm2dBackward(dy, x, gamma, saved, options) {
-      const op = 'batchNorm2dBackward';
-      const onDevice = isDeviceSaved(saved);
-      const g = gpu.checkArgs(op, { dy, x, gamma, saved }, (host) =>
-        checkBatchNorm2dBackward(host.dy, host.x, host.gamma, onDevice ? savedStandIn(host.x) : host.saved, options),
-      );
-      let mean: TensorArg;
-      let invStd: TensorArg;
-      if (onDevice) {
-        for (const key of ['mean', 'invStd'] as const) {
-          const t = (saved as GpuBatchNorm2dSaved)[key];
-          if (!isDeviceTensor(t) || t.shape.length !== 1 || t.shape[0] !== g.channels) {
-            fail(
-              op,
-              `saved.${key}`,
-              `a device tensor [${g.channels}] (one per channel, from batchNorm2dWithSaved)`,
-              isDeviceTensor(t) ? `${t}` : t,
-            );
-          }
-        }
-        ({ mean, invStd } = saved as GpuBatchNorm2dSaved);
-      } else {
-        const host = saved as BatchNorm2dSaved;
-        mean = new Tensor(Float32Array.from(host.mean), [g.channels]);
-        invStd = new Tensor(Float32Array.from(host.invStd), [g.channels]);
-      }
-      gpu.checkFits(op, 'output', x.shape);
-      const perChannel = { shape: [g.channels] };
-      const c = chunking(x, g);
-      return gpu.onDevice([dy, x, gamma, mean, invStd], (onDevice) =>
-        launches(async (made) => {
-          const [dyOn, xOn, gammaOn, meanOn, invStdOn] = onDevice as [DeviceTensor, DeviceTensor, DeviceTensor, DeviceTensor, DeviceTensor];
-          let dbeta: DeviceTensor;
-          let dgamma: DeviceTensor;
-          if (g.count === 0) {
-            dbeta = made(await gpu.launch({ op, kernel: ZEROS, inputs: [], output: perChannel }));
-            dgamma = made(await gpu.launch({ op, kernel: ZEROS, inputs: [], output: perChannel }));
-          } else {
-            const partials = made(
-              await gpu.launch({
-                op,
-                kernel: GRADIENT_PARTIALS,
-                inputs: [dyOn, xOn, meanOn, invStdOn],
-                output: { shape: [2, g.channels, c.chunks] },
-                grid: [c.chunks, g.channels, 2],
-                constants: c,
-              }),
-            );
-            const sums = (half: number) =>
-              gpu.launch({
-                op,
-                kernel: GRADIENT_SUMS,
-                inputs: [partials],
-                output: perChannel,
-                constants: { chunks: c.chunks, channels: g.channels, half },
-              });
-            dbeta = made(await sums(0));
-            dgamma = made(await sums(1));
-            partials.dispose();
-          }
-          const dx = g.training
-            ? await gpu.launch({
-                op,
-                kernel: TRAINING_DX,
-                inputs: [dyOn, xOn, gammaOn, meanOn, invStdOn, dbeta, dgamma],
-                output: { shape: x.shape, layout: x.layout },
-                constants: { ...channelOf(x, g), count: g.count },
-              })
-            : await gpu.launch({
-                op,
-                kernel: INFERENCE_DX,
-                inputs: [dyOn, gammaOn, invStdOn],
-                output: { shape: x.shape, layout: x.layout },
-                constants: channelOf(x, g),
-              });
-          return { dx, dgamma, dbeta };
-        }),
-      );
+      return batchNormGpuBackward(gpu, 'batchNorm2dBackward', dy, x, gamma, undefined, saved, options);
     },
   };
+}
+
+/**
+ * The backward; with `beta`, batchNormRelu2d's: dy is first masked where the recomputed pre-activation
+ * is not positive (RELU_MASK), then goes through batch norm's backward.
+ */
+export async function batchNormGpuBackward(
+  gpu: GpuContext,
+  op: string,
+  dy: TensorArg,
+  x: TensorArg,
+  gamma: TensorArg,
+  beta: TensorArg | undefined,
+  saved: BatchNorm2dSaved | GpuBatchNorm2dSaved,
+  options: BatchNorm2dOptions | undefined,
+): Promise<{ dx: DeviceTensor; dgamma: DeviceTensor; dbeta: DeviceTensor }> {
+  const onDevice = isDeviceSaved(saved);
+  const g = gpu.checkArgs(op, { dy, x, gamma, ...(beta === undefined ? {} : { beta }), saved }, (host) =>
+    checkBatchNorm2dBackward(host.dy, host.x, host.gamma, onDevice ? savedStandIn(host.x) : host.saved, options, op, host.beta),
+  );
+  let mean: TensorArg;
+  let invStd: TensorArg;
+  if (onDevice) {
+    for (const key of ['mean', 'invStd'] as const) {
+      const t = (saved as GpuBatchNorm2dSaved)[key];
+      if (!isDeviceTensor(t) || t.shape.length !== 1 || t.shape[0] !== g.channels) {
+        fail(
+          op,
+          `saved.${key}`,
+          `a device tensor [${g.channels}] (one per channel, from batchNorm2dWithSaved)`,
+          isDeviceTensor(t) ? `${t}` : t,
+        );
+      }
+    }
+    ({ mean, invStd } = saved as GpuBatchNorm2dSaved);
+  } else {
+    const host = saved as BatchNorm2dSaved;
+    mean = new Tensor(Float32Array.from(host.mean), [g.channels]);
+    invStd = new Tensor(Float32Array.from(host.invStd), [g.channels]);
+  }
+  gpu.checkFits(op, 'output', x.shape);
+  const perChannel = { shape: [g.channels] };
+  const c = chunking(x, g);
+  return gpu.onDevice([dy, x, gamma, mean, invStd, ...(beta === undefined ? [] : [beta])], (onDevice) =>
+    launches(async (made) => {
+      const [dyIn, xOn, gammaOn, meanOn, invStdOn, betaOn] = onDevice as [
+        DeviceTensor,
+        DeviceTensor,
+        DeviceTensor,
+        DeviceTensor,
+        DeviceTensor,
+        DeviceTensor?,
+      ];
+      const masked =
+        betaOn === undefined
+          ? undefined
+          : made(
+              await gpu.launch({
+                op,
+                kernel: RELU_MASK,
+                inputs: [dyIn, xOn, meanOn, invStdOn, gammaOn, betaOn],
+                output: { shape: x.shape, layout: x.layout },
+                constants: channelOf(x, g),
+              }),
+            );
+      const dyOn = masked ?? dyIn;
+      let dbeta: DeviceTensor;
+      let dgamma: DeviceTensor;
+      if (g.count === 0) {
+        dbeta = made(await gpu.launch({ op, kernel: ZEROS, inputs: [], output: perChannel }));
+        dgamma = made(await gpu.launch({ op, kernel: ZEROS, inputs: [], output: perChannel }));
+      } else {
+        const partials = made(
+          await gpu.launch({
+            op,
+            kernel: GRADIENT_PARTIALS,
+            inputs: [dyOn, xOn, meanOn, invStdOn],
+            output: { shape: [2, g.channels, c.chunks] },
+            grid: [c.chunks, g.channels, 2],
+            constants: c,
+          }),
+        );
+        const sums = (half: number) =>
+          gpu.launch({
+            op,
+            kernel: GRADIENT_SUMS,
+            inputs: [partials],
+            output: perChannel,
+            constants: { chunks: c.chunks, channels: g.channels, half },
+          });
+        dbeta = made(await sums(0));
+        dgamma = made(await sums(1));
+        partials.dispose();
+      }
+      const dx = g.training
+        ? await gpu.launch({
+            op,
+            kernel: TRAINING_DX,
+            inputs: [dyOn, xOn, gammaOn, meanOn, invStdOn, dbeta, dgamma],
+            output: { shape: x.shape, layout: x.layout },
+            constants: { ...channelOf(x, g), count: g.count },
+          })
+        : await gpu.launch({
+            op,
+            kernel: INFERENCE_DX,
+            inputs: [dyOn, gammaOn, invStdOn],
+            output: { shape: x.shape, layout: x.layout },
+            constants: channelOf(x, g),
+          });
+      masked?.dispose();
+      return { dx, dgamma, dbeta };
+    }),
+  );
 }
 
 /** Host Float64Arrays of the right length standing in for device saved statistics in the spec's checks. */

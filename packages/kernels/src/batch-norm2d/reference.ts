@@ -63,6 +63,21 @@ function forward(
     }
   }
 
+  const y = normalise(x, gamma, beta, mean, invStd);
+  if (training) {
+    for (let c = 0; c < channels; c++) {
+      const unbiased = ((batchVariance[c] as number) * count) / (count - 1);
+      runningMean.data[c] = (1 - momentum) * (runningMean.data[c] as number) + momentum * (mean[c] as number);
+      runningVar.data[c] = (1 - momentum) * (runningVar.data[c] as number) + momentum * unbiased;
+    }
+  }
+  return { y, saved: { mean, invStd } };
+}
+
+/** y = (x - mean[c]) * (gamma[c] * invStd[c]) + beta[c], given the statistics (batchNormRelu2d's backward recomputes its forward's values with it). */
+export function normalise(x: Tensor, gamma: Tensor, beta: Tensor, mean: Float64Array, invStd: Float64Array): Tensor {
+  const [batch, channels, height, width] = x.shape as [number, number, number, number];
+  const at = indexer4(x);
   const y = allocLike(x, x.shape);
   for (let n = 0; n < batch; n++) {
     for (let c = 0; c < channels; c++) {
@@ -75,15 +90,7 @@ function forward(
       }
     }
   }
-
-  if (training) {
-    for (let c = 0; c < channels; c++) {
-      const unbiased = ((batchVariance[c] as number) * count) / (count - 1);
-      runningMean.data[c] = (1 - momentum) * (runningMean.data[c] as number) + momentum * (mean[c] as number);
-      runningVar.data[c] = (1 - momentum) * (runningVar.data[c] as number) + momentum * unbiased;
-    }
-  }
-  return { y, saved: { mean, invStd } };
+  return y;
 }
 
 export const batchNorm2dReference: BatchNorm2dOps = {

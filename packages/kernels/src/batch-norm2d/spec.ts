@@ -85,19 +85,32 @@ export function batchNorm2dGeometry(
   return geometry;
 }
 
-export function checkBatchNorm2dBackward(dy: unknown, x: unknown, gamma: unknown, saved: unknown, options?: unknown): BatchNorm2dGeometry {
-  const op = 'batchNorm2dBackward';
+/**
+ * The backward's checks. batchNormRelu2dBackward shares them: it passes its own `op` name and its `beta`
+ * (checked like gamma), which batch norm's own backward does not take.
+ */
+export function checkBatchNorm2dBackward(
+  dy: unknown,
+  x: unknown,
+  gamma: unknown,
+  saved: unknown,
+  options?: unknown,
+  op = 'batchNorm2dBackward',
+  beta?: unknown,
+): BatchNorm2dGeometry {
+  const forward = op.replace(/Backward$/, '');
   const geometry = checkXAndOptions(op, x, options);
   checkPerChannel(op, 'gamma', gamma, geometry.channels);
+  if (beta !== undefined) checkPerChannel(op, 'beta', beta, geometry.channels);
   checkTensor(op, 'dy', dy);
-  checkShapeEquals(op, 'dy', dy.shape, (x as Tensor).shape, "batchNorm2d's output shape");
+  checkShapeEquals(op, 'dy', dy.shape, (x as Tensor).shape, `${forward}'s output shape`);
   checkSameLayout(op, { x: x as Tensor, dy });
-  checkSameDType(op, { x: x as Tensor, gamma: gamma as Tensor, dy });
-  if (saved === null || typeof saved !== 'object') fail(op, 'saved', 'the { mean, invStd } returned by batchNorm2dWithSaved', saved);
+  checkSameDType(op, { x: x as Tensor, gamma: gamma as Tensor, dy, ...(beta === undefined ? {} : { beta: beta as Tensor }) });
+  if (saved === null || typeof saved !== 'object') fail(op, 'saved', `the { mean, invStd } returned by ${forward}WithSaved`, saved);
   for (const key of ['mean', 'invStd'] as const) {
     const values = (saved as Partial<BatchNorm2dSaved>)[key];
     if (!(values instanceof Float64Array) || values.length !== geometry.channels) {
-      fail(op, `saved.${key}`, `a Float64Array of ${geometry.channels} values (one per channel, from batchNorm2dWithSaved)`, values);
+      fail(op, `saved.${key}`, `a Float64Array of ${geometry.channels} values (one per channel, from ${forward}WithSaved)`, values);
     }
   }
   return geometry;

@@ -11,8 +11,10 @@
 import { fail, Tensor } from '@shuffle/core';
 import type { GPU } from 'gpu.js';
 import { addGpu } from '../add/gpu.js';
+import { addReluGpu } from '../add-relu/gpu.js';
 import { avgPool2dGpu } from '../avg-pool2d/gpu.js';
 import { reference } from '../backends/reference.js';
+import { batchNormRelu2dGpu } from '../batch-norm-relu2d/gpu.js';
 import { batchNorm2dGpu } from '../batch-norm2d/gpu.js';
 import { channelShuffleGpu } from '../channel-shuffle/gpu.js';
 import { acceptingTensorLikes } from '../common/args.js';
@@ -35,7 +37,7 @@ import { GPU_MODES, type GpuMode, openGpu } from './modes.js';
 import type { GpuBackend, GpuBackendOptions, GpuLimits, GpuStats, TensorArg } from './types.js';
 
 /** Every op and backward, as the gpu backend offers them. */
-type AllOps = Omit<GpuBackend, 'name' | 'mode' | 'limits' | 'upload' | 'supports' | 'stats' | 'destroy'>;
+type AllOps = Omit<GpuBackend, 'name' | 'mode' | 'limits' | 'upload' | 'supports' | 'createPipeline' | 'stats' | 'destroy'>;
 
 /** Each op folder's gpu kernels. A new op's gpu.ts joins here. */
 function gpuOps(gpu: GpuContext): Partial<AllOps> {
@@ -54,6 +56,8 @@ function gpuOps(gpu: GpuContext): Partial<AllOps> {
     ...avgPool2dGpu(gpu),
     ...softmaxCrossEntropyGpu(gpu),
     ...batchNorm2dGpu(gpu),
+    ...batchNormRelu2dGpu(gpu),
+    ...addReluGpu(gpu),
   };
 }
 

@@ -89,6 +89,22 @@ export interface GpuSavedStateOps {
     saved: BatchNorm2dSaved | GpuBatchNorm2dSaved,
     options?: BatchNorm2dOptions,
   ): Promise<{ dx: DeviceTensor; dgamma: DeviceTensor; dbeta: DeviceTensor }>;
+  batchNormRelu2dWithSaved(
+    x: TensorArg,
+    gamma: TensorArg,
+    beta: TensorArg,
+    runningMean: TensorArg,
+    runningVar: TensorArg,
+    options?: BatchNorm2dOptions,
+  ): Promise<{ y: DeviceTensor; saved: GpuBatchNorm2dSaved }>;
+  batchNormRelu2dBackward(
+    dy: TensorArg,
+    x: TensorArg,
+    gamma: TensorArg,
+    beta: TensorArg,
+    saved: BatchNorm2dSaved | GpuBatchNorm2dSaved,
+    options?: BatchNorm2dOptions,
+  ): Promise<{ dx: DeviceTensor; dgamma: DeviceTensor; dbeta: DeviceTensor }>;
 }
 
 /** Every op and backward of the synchronous Backend, in their gpu form. */
@@ -146,6 +162,38 @@ export interface GpuStats {
 }
 
 /**
+ * The executor gpu.js ran a pipeline on: 'fused-threaded' (webasm, every step over one wasm memory,
+ * worker threads walking the plan), 'fused-sync' (the same on one thread), 'fused-encoder' (webgpu, every
+ * step in one command encoder), 'generic' (step by step through gpu.js's kernels: cpu and headlessgl, or
+ * where fusion declined, with `fallbackReason`).
+ */
+export type GpuPipelineExecutor = 'fused-threaded' | 'fused-sync' | 'fused-encoder' | 'generic';
+
+/**
+ * A fixed chain of gpu ops recorded once and replayed as one gpu.js pipeline: one call, the inputs
+ * uploaded once, intermediates kept on the device, the outputs read back once.
+ */
+export interface GpuPipeline {
+  /** The recorded inputs' shapes and layouts, which every run's inputs must have. */
+  readonly inputs: readonly { shape: readonly number[]; layout: Tensor['layout'] }[];
+  /** Kernel launches gpu.js replays per run (the recorded ones that the outputs depend on). */
+  readonly steps: number;
+  /** The executor of the last run; null before the first. */
+  readonly executor: GpuPipelineExecutor | null;
+  /** Why gpu.js did not fuse the plan (null when fused, or before the first run). */
+  readonly fallbackReason: string | null;
+  /** Runs so far, the first run's time (gpu.js compiles the plan then) and the later runs' total. */
+  readonly stats: { runs: number; firstRunMs: number; runMs: number };
+  /**
+   * Runs the chain on new values of the recorded inputs (host Tensors, or device tensors, which are read
+   * back first: gpu.js pipelines take host arrays) and resolves to its outputs as host Tensors.
+   */
+  run(inputs: readonly TensorArg[]): Promise<Tensor[]>;
+  /** Frees the pipeline's compiled kernels and buffers (the backend's destroy() does too). */
+  destroy(): Promise<void>;
+}
+
+/**
  * A gpu backend: every op and backward of the synchronous Backend, async, on one gpu.js mode. Results
  * stay on the device until read, so a chain of ops uploads once and reads once.
  *
@@ -161,6 +209,16 @@ export interface GpuBackend extends GpuBackendOps {
   upload(tensor: Tensor): DeviceTensor;
   /** Whether `op` (a Backend method name) has a gpu kernel on this backend. */
   supports(op: string): boolean;
+  /**
+   * Records the ops `chain` runs on `inputs` (called once, op by op, as usual) and returns them as one
+   * gpu.js pipeline. Every tensor the chain reads must be one of its inputs or made by its ops (a
+   * parameter too: pass it as an input, so each run reads its current value); its results are freed
+   * after the recording. Nothing else may run on this backend while the chain is recorded.
+   */
+  createPipeline(
+    chain: (...inputs: DeviceTensor[]) => Promise<DeviceTensor | readonly DeviceTensor[]>,
+    inputs: readonly TensorArg[],
+  ): Promise<GpuPipeline>;
   /** Compile and run times, counts, and live device memory. */
   stats(): GpuStats;
   /** Frees every device tensor this backend made, its kernels and its gpu.js instance. */
