@@ -1,5 +1,5 @@
 import { describe, fail, Rng, Tensor } from '@shuffle/core';
-import { type Backend, cpu, type DeviceTensor, type GpuBackend } from '@shuffle/kernels';
+import { type Backend, cpu, type DeviceTensor, type GpuBackend, type GpuPipeline, TensorArena } from '@shuffle/kernels';
 import { resolveShuffleNetV1Config, type ShuffleNetV1Config, type ShuffleNetV1Options } from './config.js';
 import { asyncOnlyBackend, chainAsync, DeviceCopies, type DeviceRun, disposeNow, ForwardTape, isGpuBackend } from './device-run.js';
 import { BatchNorm2d } from './layers/batch-norm2d.js';
@@ -84,7 +84,9 @@ export class ShuffleV1Unit {
       dtype,
       rng,
     });
-    this.pw1Bn = new BatchNorm2d(backend, `${name}.pw1.bn`, { key: `${main1}.1`, channels: mid, dtype });
+    // The ReLUs after pw1's BN, after pw2's BN in a stride-2 unit, and after the add in a stride-1 unit run
+    // inside the op before them (batchNormRelu2d, addRelu) on the synchronous path; they stay layers of their own.
+    this.pw1Bn = new BatchNorm2d(backend, `${name}.pw1.bn`, { key: `${main1}.1`, channels: mid, dtype, relu: true });
     this.pw1Relu = new ReLU(backend, `${name}.pw1.relu`);
     this.dw = new DepthwiseConv2d(backend, `${name}.dw`, {
       key: `${main1}.3`,
@@ -105,7 +107,7 @@ export class ShuffleV1Unit {
       dtype,
       rng,
     });
-    this.pw2Bn = new BatchNorm2d(backend, `${name}.pw2.bn`, { key: `${main2}.1`, channels: branchOut, dtype });
+    this.pw2Bn = new BatchNorm2d(backend, `${name}.pw2.bn`, { key: `${main2}.1`, channels: branchOut, dtype, relu: stride === 2 });
     this.shufflePlacement = spec.shuffle;
     this.shuffle = groups > 1 ? new ChannelShuffle(backend, `${name}.shuffle`, groups, spec.shuffle === 'official') : null;
     this.shortcutPool = stride === 2 ? new AvgPool2d(backend, `${name}.shortcut_avgpool`, { kernelSize: 3, stride: 2, padding: 1 }) : null;
@@ -114,22 +116,20 @@ export class ShuffleV1Unit {
 
   forward(x: Tensor, training: boolean): Tensor {
     let y = this.pw1.forward(x);
-    y = this.pw1Bn.forward(y, training);
-    y = this.pw1Relu.forward(y);
+    y = this.pw1Bn.forward(y, training); // and pw1Relu
     if (this.shuffle && this.shufflePlacement === 'paper') y = this.shuffle.forward(y);
     y = this.dw.forward(y);
     y = this.dwBn.forward(y, training);
     if (this.shuffle && this.shufflePlacement === 'official') y = this.shuffle.forward(y);
     y = this.pw2.forward(y);
-    const branch = this.pw2Bn.forward(y, training);
+    const branch = this.pw2Bn.forward(y, training); // and outRelu, in a stride-2 unit
     if (this.shortcutPool === null) {
       this.joined = [x, branch];
-      return this.outRelu.forward(this.backend.add(x, branch));
+      return this.backend.addRelu(x, branch); // outRelu after the add
     }
     const shortcut = this.shortcutPool.forward(x);
-    const activated = this.outRelu.forward(branch);
-    this.joined = [shortcut, activated];
-    return this.backend.concat([shortcut, activated]);
+    this.joined = [shortcut, branch];
+    return this.backend.concat([shortcut, branch]);
   }
 
   /** The forward in reverse. x feeds both the shortcut and the branch, so dx is the sum of both paths' gradients. */
@@ -139,14 +139,13 @@ export class ShuffleV1Unit {
     let dShortcutX: Tensor;
     let d: Tensor;
     if (this.shortcutPool === null) {
-      const dSum = this.outRelu.backward(dy);
-      const { da, db } = this.backend.addBackward(dSum, ...joined);
+      const { da, db } = this.backend.addReluBackward(dy, ...joined);
       dShortcutX = da;
       d = db;
     } else {
       const [dShortcut, dActivated] = this.backend.concatBackward(dy, joined).dxs as [Tensor, Tensor];
       dShortcutX = this.shortcutPool.backward(dShortcut);
-      d = this.outRelu.backward(dActivated);
+      d = dActivated;
     }
     d = this.pw2Bn.backward(d);
     d = this.pw2.backward(d);
@@ -154,7 +153,6 @@ export class ShuffleV1Unit {
     d = this.dwBn.backward(d);
     d = this.dw.backward(d);
     if (this.shuffle && this.shufflePlacement === 'paper') d = this.shuffle.backward(d);
-    d = this.pw1Relu.backward(d);
     d = this.pw1Bn.backward(d);
     d = this.pw1.backward(d);
     return this.backend.add(dShortcutX, d);
@@ -313,12 +311,20 @@ export class ShuffleNetV1 implements Model {
   private copies: DeviceCopies | null = null;
   /** What the last training forwardAsync saved for backwardAsync. */
   private tape: ForwardTape | null = null;
+  /** The inference pipeline and the input shape and layout it was recorded for. */
+  private inference: { key: string; pipeline: GpuPipeline } | null = null;
   /**
    * How the last forwardAsync ran: 'ops' (op by op), or the executor gpu.js ran the inference pipeline
-   * on ('fused-threaded' / 'fused-sync' on webasm, 'fused-encoder' on webgpu, 'generic' elsewhere or
-   * when fusion declined: see `pipelineFallbackReason`). Null before the first forwardAsync.
+   * on ('fused-threaded' / 'fused-sync' on webasm, 'fused-encoder' on webgpu, 'generic' on cpu and
+   * headlessgl or where fusion declined: `pipeline.fallbackReason` says why). Null before the first.
    */
   lastForwardExecutor: string | null = null;
+  /**
+   * Where the cpu kernels' results go (see TensorArena): one arena per kind of pass, since a training
+   * forward, an inference forward and a backward ask for different sequences of buffers. Backward reads
+   * what the last forward left in its arena, which the next forward of that mode overwrites.
+   */
+  private readonly arenas = { training: new TensorArena(), inference: new TensorArena(), backward: new TensorArena() };
 
   constructor(options: ShuffleNetV1Options) {
     const config = resolveShuffleNetV1Config(options);
@@ -342,7 +348,8 @@ export class ShuffleNetV1 implements Model {
       dtype,
       rng,
     });
-    this.firstBn = new BatchNorm2d(backend, 'conv1.bn', { key: 'first_conv.1', channels: channels.conv1, dtype });
+    // Its ReLU runs inside it (batchNormRelu2d) on the synchronous path, and stays a layer of its own.
+    this.firstBn = new BatchNorm2d(backend, 'conv1.bn', { key: 'first_conv.1', channels: channels.conv1, dtype, relu: true });
     this.firstRelu = new ReLU(backend, 'conv1.relu');
     this.maxPool = stem === 'imagenet' ? new MaxPool2d(backend, 'maxpool', { kernelSize: 3, stride: 2, padding: 1 }) : null;
 
@@ -382,13 +389,17 @@ export class ShuffleNetV1 implements Model {
     if (typeof training !== 'boolean') fail('ShuffleNetV1.forward', 'options.training', 'a boolean', training);
     this.requireSync('ShuffleNetV1.forward', 'forwardAsync');
     this.checkInput(x);
-    let y = this.firstConv.forward(x);
-    y = this.firstBn.forward(y, training);
-    y = this.firstRelu.forward(y);
-    if (this.maxPool) y = this.maxPool.forward(y);
-    for (const unit of this.units) y = unit.forward(y, training);
-    y = this.globalPool.forward(y);
-    const logits = this.classifier.forward(y);
+    // Every intermediate lives in the arena (recycled by the next forward in the same mode); the logits
+    // are copied out, so they are the caller's to keep.
+    const arena = training ? this.arenas.training : this.arenas.inference;
+    const logits = arena.run(() => {
+      let y = this.firstConv.forward(x);
+      y = this.firstBn.forward(y, training); // and firstRelu
+      if (this.maxPool) y = this.maxPool.forward(y);
+      for (const unit of this.units) y = unit.forward(y, training);
+      y = this.globalPool.forward(y);
+      return this.classifier.forward(y).clone();
+    });
     this.lastLogitsShape = logits.shape;
     return logits;
   }
@@ -412,13 +423,15 @@ export class ShuffleNetV1 implements Model {
       fail(op, 'dLogits', `a tensor of the last logits' shape ${describe(this.lastLogitsShape)}`, dLogits);
     }
     if (dLogits.dtype !== this.config.dtype) fail(op, 'dLogits.dtype', `the model's dtype ${this.config.dtype}`, dLogits.dtype);
-    let d = this.classifier.backward(dLogits);
-    d = this.globalPool.backward(d);
-    for (let i = this.units.length - 1; i >= 0; i--) d = (this.units[i] as ShuffleV1Unit).backward(d);
-    if (this.maxPool) d = this.maxPool.backward(d);
-    d = this.firstRelu.backward(d);
-    d = this.firstBn.backward(d);
-    return this.firstConv.backward(d);
+    // The gradients land in the parameters' own grad tensors (copied out of the arena); dx is copied too.
+    return this.arenas.backward.run(() => {
+      let d = this.classifier.backward(dLogits);
+      d = this.globalPool.backward(d);
+      for (let i = this.units.length - 1; i >= 0; i--) d = (this.units[i] as ShuffleV1Unit).backward(d);
+      if (this.maxPool) d = this.maxPool.backward(d);
+      d = this.firstBn.backward(d);
+      return this.firstConv.backward(d).clone();
+    });
   }
 
   /**
@@ -432,11 +445,13 @@ export class ShuffleNetV1 implements Model {
   async forwardAsync(x: Tensor | DeviceTensor, options: ForwardAsyncOptions = {}): Promise<DeviceTensor> {
     const op = 'ShuffleNetV1.forwardAsync';
     const gpu = this.requireGpu(op, 'forward');
-    const { training = false } = options ?? {};
+    const { training = false, pipeline = true } = options ?? {};
     if (typeof training !== 'boolean') fail(op, 'options.training', 'a boolean', training);
+    if (typeof pipeline !== 'boolean') fail(op, 'options.pipeline', 'a boolean', pipeline);
     this.checkInput(x, op);
     this.endTape();
     this.lastLogitsShape = null;
+    if (!training && pipeline) return this.forwardPipeline(gpu, x);
     const copies = this.deviceCopies(gpu);
     const tape = new ForwardTape(gpu, copies, training);
     const logits = await this.forwardOnDevice(tape, x, training);
@@ -511,6 +526,41 @@ export class ShuffleNetV1 implements Model {
     return logits;
   }
 
+  /**
+   * The inference pipeline (createPipeline on the model's gpu backend) of the last inference
+   * forwardAsync, with its executor, fallback reason and run times; null before one.
+   */
+  get pipeline(): GpuPipeline | null {
+    return this.inference?.pipeline ?? null;
+  }
+
+  /**
+   * Inference as one gpu.js pipeline: recorded at the first call for an input shape and layout (one op
+   * by op forward, then gpu.js compiles its plan at the first run), replayed after that. The parameters
+   * and buffers are pipeline inputs, passed from the host at each run, so edits to them count.
+   */
+  private async forwardPipeline(gpu: GpuBackend, x: Tensor | DeviceTensor): Promise<DeviceTensor> {
+    const hosts = [...this.parameters(), ...this.buffers()].map((p) => p.value);
+    const key = `${describe(x.shape)} ${x.layout}`;
+    if (this.inference?.key !== key) {
+      await this.inference?.pipeline.destroy();
+      this.inference = null;
+      const recorded = await gpu.createPipeline(
+        (input, ...values) => {
+          const byHost = new Map(hosts.map((host, i) => [host, values[i] as DeviceTensor]));
+          const run = new ForwardTape(gpu, { of: (host) => byHost.get(host) as DeviceTensor }, false);
+          return this.forwardOnDevice(run, input as DeviceTensor, false);
+        },
+        [x, ...hosts],
+      );
+      this.inference = { key, pipeline: recorded };
+    }
+    const { pipeline } = this.inference;
+    const [logits] = await pipeline.run([x, ...hosts]);
+    this.lastForwardExecutor = pipeline.executor;
+    return gpu.upload(logits as Tensor);
+  }
+
   private deviceCopies(gpu: GpuBackend): DeviceCopies {
     this.copies ??= new DeviceCopies(gpu);
     return this.copies;
@@ -522,13 +572,15 @@ export class ShuffleNetV1 implements Model {
   }
 
   /**
-   * Frees the device copies of the parameters and buffers and any saved state (a gpu model; the next
-   * forwardAsync uploads again). The backend's destroy() frees them too.
+   * Frees the device copies of the parameters and buffers, any saved state and the inference pipeline
+   * (a gpu model; the next forwardAsync uploads and records again). The backend's destroy() frees them too.
    */
   async releaseDevice(): Promise<void> {
     this.endTape();
     this.copies?.dispose();
     this.copies = null;
+    await this.inference?.pipeline.destroy();
+    this.inference = null;
   }
 
   private requireGpu(op: string, instead: string): GpuBackend {

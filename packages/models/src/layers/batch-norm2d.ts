@@ -13,6 +13,11 @@ export interface BatchNorm2dLayerOptions {
   momentum?: number;
   /** Default 1e-5 (PyTorch). */
   eps?: number;
+  /**
+   * A ReLU follows, and the synchronous forward and backward run both as one op (batchNormRelu2d: one
+   * pass over memory instead of two). The model still lists that ReLU as a layer of its own. Default false.
+   */
+  relu?: boolean;
 }
 
 /**
@@ -29,12 +34,15 @@ export class BatchNorm2d extends Layer {
   readonly channels: number;
   readonly momentum: number;
   readonly eps: number;
+  /** Whether forward and backward include the following ReLU (see BatchNorm2dLayerOptions.relu). */
+  readonly fusedRelu: boolean;
   private state: { x: Tensor; saved: BatchNorm2dSaved; training: boolean } | null = null;
   private deviceState: { x: DeviceTensor; saved: GpuBatchNorm2dSaved } | null = null;
 
   constructor(backend: Backend, name: string, options: BatchNorm2dLayerOptions) {
     super(backend, name);
-    const { key, channels, dtype, momentum = 0.1, eps = 1e-5 } = options;
+    const { key, channels, dtype, momentum = 0.1, eps = 1e-5, relu = false } = options;
+    this.fusedRelu = relu;
     this.channels = channels;
     this.momentum = momentum;
     this.eps = eps;
@@ -49,22 +57,22 @@ export class BatchNorm2d extends Layer {
     return { training, momentum: this.momentum, eps: this.eps };
   }
 
+  /** batch norm, or relu(batch norm) when the ReLU is fused. */
   forward(x: Tensor, training: boolean): Tensor {
-    const { y, saved } = this.backend.batchNorm2dWithSaved(
-      x,
-      this.gamma.value,
-      this.beta.value,
-      this.runningMean.value,
-      this.runningVar.value,
-      this.options(training),
-    );
+    const args = [x, this.gamma.value, this.beta.value, this.runningMean.value, this.runningVar.value, this.options(training)] as const;
+    const { y, saved } = this.fusedRelu ? this.backend.batchNormRelu2dWithSaved(...args) : this.backend.batchNorm2dWithSaved(...args);
     this.state = { x, saved, training };
     return y;
   }
 
+  /** Given dL/dy of forward's output (after the ReLU when fused), dL/dx. */
   backward(dy: Tensor): Tensor {
     const { x, saved, training } = this.saved(this.state);
-    const { dx, dgamma, dbeta } = this.backend.batchNorm2dBackward(dy, x, this.gamma.value, saved, this.options(training));
+    const gamma = this.gamma.value;
+    const options = this.options(training);
+    const { dx, dgamma, dbeta } = this.fusedRelu
+      ? this.backend.batchNormRelu2dBackward(dy, x, gamma, this.beta.value, saved, options)
+      : this.backend.batchNorm2dBackward(dy, x, gamma, saved, options);
     setGradient(this.gamma, dgamma);
     setGradient(this.beta, dbeta);
     return dx;
