@@ -1,0 +1,208 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { getNumThreads } from '@shuffle/kernels';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Case } from '../../benchmarks/cases/case.js';
+import { type MemoryUse, peakRss, resetPeakRss, watchMemory } from '../../benchmarks/method/memory.js';
+import { markdownReport } from '../../benchmarks/report/markdown.js';
+import { jsonLine, type RunRecord } from '../../benchmarks/report/record.js';
+import { terminalTable } from '../../benchmarks/report/table.js';
+import { executeTarget } from '../../benchmarks/runner/execute.js';
+import { allCases } from '../../benchmarks/runner/options.js';
+import { OracleStore } from '../../benchmarks/runner/oracle.js';
+import { processGroups } from '../../benchmarks/runner/processes.js';
+import type { CaseResult } from '../../benchmarks/runner/result.js';
+import { getTarget, listTargets } from '../../benchmarks/targets/registry.js';
+import { parallelJobs, setParallelMinMacs } from '../../packages/kernels/src/common/threads.js';
+
+/** The cpu-2t target and the memory figures of the whole-network cases, at tiny sizes. */
+
+const MiB = 2 ** 20;
+const cases = allCases({ tiny: true, batch: 1 });
+const ONE_RUN = { minReps: 1, maxReps: 1, minTimeMs: 0, maxTimeMs: 0, warmupMaxMs: 0, warmupMaxReps: 0, busyThresholdCores: 1 };
+
+async function run(target: string, selected: readonly Case[]): Promise<{ results: CaseResult[]; details: Record<string, string> }> {
+  const results: CaseResult[] = [];
+  let details: Record<string, string> = {};
+  const execute = { timing: ONE_RUN, target: { layout: 'NCHW' as const, ortThreads: 1 }, oracles: new OracleStore() };
+  await executeTarget(getTarget(target), selected, execute, (event) => {
+    if (event.type === 'result') results.push(event.result);
+    if (event.type === 'details') details = event.details;
+  });
+  return { results, details };
+}
+
+describe('cpu-2t: the fast cpu backend on two threads', () => {
+  afterEach(() => setParallelMinMacs(undefined));
+
+  it('is registered beside cpu, right after it, and each says its thread count', async () => {
+    const names = listTargets().map((t) => t.name);
+    expect(names.indexOf('cpu-2t')).toBe(names.indexOf('cpu') + 1);
+    const op = cases.filter((c) => c.key === 'linear-960-1000@tiny/forward');
+    expect((await run('cpu', op)).details.threads).toBe('1');
+    expect((await run('cpu-2t', op)).details.threads).toBe('2');
+    // Closing the target restores the thread count it found.
+    expect(getNumThreads()).toBe(1);
+  });
+
+  it('splits work across its worker and gets bit-identical results to one thread', async () => {
+    // Tiny shapes are below the split threshold: bring it down so that the GEMMs large enough to cut are split.
+    setParallelMinMacs(0);
+    const selected = cases.filter((c) => c.suite === 'train' || c.id.startsWith('conv-stem') || c.id.startsWith('gconv-120-480'));
+    const single = await run('cpu', selected);
+    const before = parallelJobs();
+    const double = await run('cpu-2t', selected);
+    // At least one split per op case (one run each), more in the training steps.
+    expect(parallelJobs() - before).toBeGreaterThan(4);
+    expect(double.results).toHaveLength(selected.length);
+    for (const r of double.results) {
+      const one = single.results.find((s) => s.caseKey === r.caseKey);
+      expect(r.status, `${r.caseKey}: ${r.reason}`).toBe('ok');
+      // Same outputs, so the same distance from the reference, to the last bit.
+      expect(r.validation?.error, r.caseKey).toBe(one?.validation?.error);
+    }
+  });
+});
+
+describe('memory of the whole-network cases', () => {
+  it('sees an allocation both in the peak RSS and in the ArrayBuffer bytes', () => {
+    const watch = watchMemory();
+    const big = new Float32Array((64 * MiB) / 4).fill(1);
+    const rssWithBig = process.memoryUsage().rss;
+    watch.sample();
+    const use = watch.stop();
+    expect(big[big.length - 1]).toBe(1);
+    expect(use.peakArrayBufferBytes - use.startArrayBufferBytes).toBeGreaterThanOrEqual(64 * MiB);
+    // (How far RSS rises depends on what the allocator had kept from earlier tests; the peak covers it anyway.)
+    expect(use.peakRssBytes).toBeGreaterThanOrEqual(rssWithBig);
+    expect(use.rssPeak).toBe(process.platform === 'linux' ? 'case' : 'process');
+  });
+
+  it.runIf(process.platform === 'linux')('resets the RSS high-water mark, so an earlier peak is not reported again', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    let big: Float32Array | null = new Float32Array((128 * MiB) / 4).fill(1);
+    const withBig = peakRss();
+    expect(big[0]).toBe(1);
+    big = null;
+    // The buffer's memory goes back to the system once collected (it is mmap'd); sweeping may lag a little.
+    for (let i = 0; i < 20 && process.memoryUsage().rss > withBig - 96 * MiB; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    expect(resetPeakRss()).toBe(true);
+    expect(peakRss()).toBeLessThan(withBig - 64 * MiB);
+  });
+
+  it('runs each network case in a process of its own, the op cases together', () => {
+    const groups = processGroups(cases);
+    const network = cases.filter((c) => c.kind === 'network');
+    expect(groups).toHaveLength(1 + network.length);
+    expect(groups[0]?.map((c) => c.key)).toEqual(cases.filter((c) => c.kind === 'op').map((c) => c.key));
+    expect(groups.slice(1).map((g) => g.map((c) => c.key))).toEqual(network.map((c) => [c.key]));
+  });
+
+  it('is measured for network cases only', async () => {
+    const selected = cases.filter((c) => c.key === 'g3-0.25x@32-b2/forward' || c.key === 'gap-960@tiny/forward');
+    const { results } = await run('cpu', selected);
+    const network = results.find((r) => r.caseKey === 'g3-0.25x@32-b2/forward');
+    expect(network?.memory?.peakRssBytes).toBeGreaterThanOrEqual(network?.memory?.startRssBytes ?? Number.POSITIVE_INFINITY);
+    expect(network?.memory?.peakArrayBufferBytes).toBeGreaterThan(0);
+    expect(results.find((r) => r.caseKey === 'gap-960@tiny/forward')?.memory).toBeUndefined();
+  });
+
+  it('shows the peak RSS in the table, the Markdown report (with the method) and the JSON lines', () => {
+    const memory: MemoryUse = {
+      peakRssBytes: 300 * MiB,
+      startRssBytes: 100 * MiB,
+      peakArrayBufferBytes: 150 * MiB,
+      startArrayBufferBytes: 10 * MiB,
+      rssPeak: 'case',
+    };
+    const result: CaseResult = {
+      target: 'cpu',
+      kind: 'ours',
+      suite: 'train',
+      caseId: 'g3-1.0x@224-b8',
+      caseKey: 'g3-1.0x@224-b8/train',
+      direction: 'train',
+      title: 'training step',
+      status: 'ok',
+      timing: {
+        medianMs: 5000,
+        minMs: 4900,
+        maxMs: 5100,
+        reps: 5,
+        warmupReps: 1,
+        settled: true,
+        single: false,
+        load: { cpus: 2, ownCores: 1, othersCores: 0, busy: false },
+      },
+      memory,
+      flops: 1e9,
+      bytes: 1e6,
+    };
+    const record: RunRecord = {
+      date: '2025-01-02T03:04:05.000Z',
+      machine: { name: 'test-2c', cpu: 'Test CPU', cpus: 2, memoryGiB: 4, os: 'Linux', node: 'v20', v8: '11', commit: 'abc' },
+      versions: {},
+      command: 'pnpm bench',
+      tiny: false,
+      batch: 1,
+      layout: 'NCHW',
+      timing: ONE_RUN,
+      baseline: 'cpu',
+      targets: [{ name: 'cpu', kind: 'ours', description: 'cpu', details: { threads: '1' } }],
+      cases: [
+        { key: result.caseKey, id: result.caseId, suite: 'train', direction: 'train', title: 'training step', flops: 1e9, bytes: 1e6 },
+      ],
+      results: [result],
+      seconds: 1,
+    };
+    expect(terminalTable(record)).toMatch(/peak RSS[^\n]*\n[\s\S]*g3-1\.0x@224-b8\/train\s+300 MiB \(\+200 MiB\)/);
+    const md = markdownReport(record, null);
+    expect(md).toContain('### Peak memory');
+    expect(md).toContain('| g3-1.0x@224-b8/train | 300 MiB (+200 MiB) |');
+    expect(md).toContain('| g3-1.0x@224-b8/train | 150 MiB (10.0 MiB) |');
+    expect(md).toContain('/proc/self/clear_refs');
+    expect(jsonLine(record, result).memory).toEqual(memory);
+    const noMemory = { ...record, results: [{ ...result, memory: undefined }] };
+    expect(terminalTable(noMemory)).not.toContain('peak RSS');
+    expect(markdownReport(noMemory, null)).not.toContain('Peak memory');
+  });
+
+  it('comes from a fresh process per network case under pnpm bench, with the mark reset', () => {
+    const bench = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        fileURLToPath(new URL('../../benchmarks/run.ts', import.meta.url)),
+        '--tiny',
+        '--json',
+        '--no-files',
+        '--quiet',
+        '--case',
+        'g3-0.25x@32-b2/forward,g3-0.25x@16-b8/train',
+        '--backend',
+        'cpu-2t',
+      ],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    expect(bench.status, bench.stderr).toBe(0);
+    const lines = bench.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(2);
+    for (const line of lines) {
+      expect(line.status).toBe('ok');
+      expect(line.memory.rssPeak).toBe(process.platform === 'linux' ? 'case' : 'process');
+      expect(line.memory.peakRssBytes).toBeGreaterThanOrEqual(line.memory.startRssBytes);
+      // A fresh process holds the runtime, tsx and our packages: tens of MiB, not the hundreds a long-lived one gathers.
+      expect(line.memory.startRssBytes).toBeLessThan(400 * MiB);
+    }
+  });
+});
