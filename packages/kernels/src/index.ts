@@ -23,6 +23,8 @@ export type {
   GpuLimits,
   GpuMaxPool2dSaved,
   GpuOps,
+  GpuPipeline,
+  GpuPipelineExecutor,
   GpuStats,
   TensorArg,
 } from './gpu/types.js';

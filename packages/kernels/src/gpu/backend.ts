@@ -34,7 +34,8 @@ import { type DeviceMemory, DeviceTensor, type DeviceTensorOwner, isDeviceTensor
 import { KernelCache } from './kernel-cache.js';
 import { checkFits, type DeviceReport, limitsFor } from './limits.js';
 import { GPU_MODES, type GpuMode, openGpu } from './modes.js';
-import type { GpuBackend, GpuBackendOptions, GpuLimits, GpuStats, TensorArg } from './types.js';
+import { planLaunches, type RecordedLaunch, ReplayPipeline } from './pipeline.js';
+import type { GpuBackend, GpuBackendOptions, GpuLimits, GpuPipeline, GpuStats, TensorArg } from './types.js';
 
 /** Every op and backward, as the gpu backend offers them. */
 type AllOps = Omit<GpuBackend, 'name' | 'mode' | 'limits' | 'upload' | 'supports' | 'createPipeline' | 'stats' | 'destroy'>;
@@ -81,6 +82,7 @@ export async function openGpuBackend(options: GpuBackendOptions): Promise<GpuBac
     },
     upload: (tensor) => runtime.upload(tensor),
     supports: (op) => Object.hasOwn(implemented, op),
+    createPipeline: (chain, inputs) => runtime.createPipeline(chain, inputs),
     stats: () => runtime.stats(),
     destroy: () => runtime.destroy(),
   };
@@ -110,6 +112,9 @@ export class GpuRuntime implements GpuContext, DeviceTensorOwner {
   limits: GpuLimits;
   private readonly cache: KernelCache;
   private readonly live = new Set<DeviceTensor>();
+  /** The launches of the chain createPipeline is recording, or null. */
+  private recording: RecordedLaunch[] | null = null;
+  private readonly pipelines = new Set<GpuPipeline>();
   private destroyed = false;
   private uploads = 0;
   private reads = 0;
@@ -200,8 +205,16 @@ export class GpuRuntime implements GpuContext, DeviceTensorOwner {
       const args: unknown[] = [];
       for (const memory of memories) args.push(await memory.argument());
       const argSizes = inputs.map((t) => t.shape.reduce((a, b) => a * b, 1));
-      const result = await this.cache.run({ kernel, grid: cells, constants, args, argSizes });
-      return this.track(new DeviceTensor(this, output.shape, layout, memoryFor(this.mode, result, size)));
+      const call = { kernel, grid: cells, constants, args, argSizes };
+      const result = await this.cache.run(call);
+      const made = this.track(new DeviceTensor(this, output.shape, layout, memoryFor(this.mode, result, size)));
+      this.recording?.push({
+        name: `${op} (kernel ${kernel.name})`,
+        shortcut: this.cache.fixedShortcut(call),
+        inputs: [...pinned],
+        output: made,
+      });
+      return made;
     } finally {
       // The kernel has been issued (drawn on headlessgl, submitted on webgpu): freeing its inputs now is safe.
       for (const t of pinned) unpin(t);
@@ -222,6 +235,43 @@ export class GpuRuntime implements GpuContext, DeviceTensorOwner {
     } finally {
       for (const t of temporaries) t.dispose();
     }
+  }
+
+  /** See GpuBackend.createPipeline and pipeline.ts. */
+  async createPipeline(
+    chain: (...inputs: DeviceTensor[]) => Promise<DeviceTensor | readonly DeviceTensor[]>,
+    inputs: readonly TensorArg[],
+  ): Promise<GpuPipeline> {
+    const op = 'createPipeline';
+    this.checkAlive(op);
+    if (typeof chain !== 'function') fail(op, 'chain', 'an async function of the input device tensors', chain);
+    if (!Array.isArray(inputs) || !inputs.every((t) => isDeviceTensor(t) || t instanceof Tensor)) {
+      fail(op, 'inputs', 'an array of tensors (host or device)', inputs);
+    }
+    for (const [i, t] of inputs.entries()) this.checkDeviceTensors(op, `inputs[${i}]`, t, 0);
+    if (this.recording) throw new Error(`${op}: another pipeline is being recorded on ${this.name}; record one at a time`);
+    return this.onDevice(inputs, async (devices) => {
+      const launches: RecordedLaunch[] = [];
+      this.recording = launches;
+      let results: DeviceTensor | readonly DeviceTensor[];
+      try {
+        results = await chain(...devices);
+      } finally {
+        this.recording = null;
+      }
+      const outputs = isDeviceTensor(results) ? [results] : Array.isArray(results) ? [...(results as DeviceTensor[])] : [];
+      try {
+        if (outputs.length === 0 || !outputs.every(isDeviceTensor))
+          fail(op, 'chain', 'a chain resolving to a device tensor or an array of them', results);
+        const plan = planLaunches(launches, devices, outputs);
+        if (plan.steps.length === 0) fail(op, 'chain', 'a chain that launches at least one kernel', 'none');
+        const pipeline: GpuPipeline = new ReplayPipeline(this.gpu, plan, devices, outputs, () => this.pipelines.delete(pipeline));
+        this.pipelines.add(pipeline);
+        return pipeline;
+      } finally {
+        for (const t of outputs) if (isDeviceTensor(t) && !devices.includes(t)) t.dispose();
+      }
+    });
   }
 
   /** An op with no gpu kernel yet: rejects, naming it. */
@@ -254,6 +304,7 @@ export class GpuRuntime implements GpuContext, DeviceTensorOwner {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
+    for (const pipeline of [...this.pipelines]) await pipeline.destroy();
     // Textures and buffers first: deleting them goes through the kernels that made them.
     for (const t of [...this.live]) t.dispose();
     this.cache.clear();

@@ -81,6 +81,8 @@ export class KernelCache {
   private readonly entries = new Map<string, Entry>();
   /** The function behind each kernel name: keys use names, so one name must mean one function. */
   private readonly sources = new Map<string, GpuKernel['source']>();
+  /** Fixed-size kernels for gpu.js pipelines (see fixedShortcut), by key. */
+  private readonly fixed = new Map<string, IKernelRunShortcut>();
 
   constructor(
     private readonly gpu: GPU,
@@ -115,10 +117,29 @@ export class KernelCache {
     return [...this.entries.values()].map(({ name, key, compileMs, runs, runMs }) => ({ name, key, compileMs, runs, runMs }));
   }
 
+  /**
+   * The kernel of `call` at a fixed output size, for a gpu.js pipeline to record: a pipeline stores a
+   * kernel's output size once per kernel, so an anySize kernel resized per run would replay every step
+   * at its last size. Not built here: the pipeline compiles its own copies of the kernels it records.
+   */
+  fixedShortcut(call: Omit<KernelCall, 'args'>): IKernelRunShortcut {
+    const { kernel, grid, constants, argSizes } = call;
+    const names = Object.keys(constants).sort();
+    const key = `${kernel.name}|${grid.join('x')}|${argSizes.join(',')}|${names.map((n) => `${n}=${constants[n]}`).join(',')}`;
+    let shortcut = this.fixed.get(key);
+    if (!shortcut) {
+      shortcut = this.create(kernel, grid, constants, false);
+      shortcut.setLoopMaxIterations(loopMaxFor(grid, argSizes));
+      this.fixed.set(key, shortcut);
+    }
+    return shortcut;
+  }
+
   /** Forgets every kernel; gpu.destroy() releases them. */
   clear(): void {
     this.entries.clear();
     this.sources.clear();
+    this.fixed.clear();
   }
 
   private entryFor({ kernel, grid, constants, args, argSizes }: KernelCall): Entry {
@@ -144,13 +165,16 @@ export class KernelCache {
       : `${kernel.name}|${grid.join('x')}|${argSizes.join(',')}|${kinds}|${names.map((n) => `${n}=${constants[n]}`).join(',')}`;
     const cached = this.entries.get(key);
     if (cached) return cached;
-    const loopMax = Math.max(
-      GPU_JS_LOOP_MAX,
-      ...grid,
-      ...argSizes,
-      grid.reduce((a, b) => a * b, 1),
-    );
-    const shortcut = this.gpu.createKernel(
+    const shortcut = this.create(kernel, grid, constants, anySize);
+    shortcut.setLoopMaxIterations(loopMaxFor(grid, argSizes));
+    const entry: Entry = { name: kernel.name, key, compileMs: 0, runs: 0, runMs: 0, anySize, shortcut, ready: Promise.resolve() };
+    entry.ready = this.build(entry, args);
+    this.entries.set(key, entry);
+    return entry;
+  }
+
+  private create(kernel: GpuKernel, grid: readonly number[], constants: KernelConstants, anySize: boolean): IKernelRunShortcut {
+    return this.gpu.createKernel(
       kernel.source as unknown as KernelFunction,
       {
         output: [...grid],
@@ -165,11 +189,6 @@ export class KernelCache {
         ...(anySize ? { dynamicOutput: true, dynamicArguments: true } : {}),
       } as never,
     );
-    shortcut.setLoopMaxIterations(loopMax);
-    const entry: Entry = { name: kernel.name, key, compileMs: 0, runs: 0, runMs: 0, anySize, shortcut, ready: Promise.resolve() };
-    entry.ready = this.build(entry, args);
-    this.entries.set(key, entry);
-    return entry;
   }
 
   /** gpu.js compiles on the first call; building explicitly lets the compile be timed apart from the runs. */
@@ -187,6 +206,16 @@ export class KernelCache {
       entry.compileMs += performance.now() - start;
     }
   }
+}
+
+/** The loop cap: the largest argument or output size, which bounds any loop over a tensor axis (see KernelCache). */
+function loopMaxFor(grid: readonly number[], argSizes: readonly number[]): number {
+  return Math.max(
+    GPU_JS_LOOP_MAX,
+    ...grid,
+    ...argSizes,
+    grid.reduce((a, b) => a * b, 1),
+  );
 }
 
 function sameGrid(current: unknown, grid: readonly number[]): boolean {
