@@ -130,9 +130,7 @@ export const CHECKED_GRADIENTS = [
 
 /** A training step on a synchronous backend of ours: forward (training), mean cross-entropy, backward, SGD. */
 export async function trainingStep(model: ContractModel, backend: Backend, input: Tensor, labels: Int32Array) {
-  const m = await loadModels();
-  const parameters = model.parameters();
-  const sgd = typeof m !== 'string' && m.Sgd ? new m.Sgd(parameters, { ...TRAIN_SGD }) : new PlainSgd(parameters);
+  const sgd = await trainingOptimizer(model.parameters());
   const one = tensor([1], [], 'NCHW', input.dtype);
   let loss = Number.NaN;
   const step = () => {
@@ -143,6 +141,12 @@ export async function trainingStep(model: ContractModel, backend: Backend, input
     sgd.step();
   };
   return { step, loss: () => loss };
+}
+
+/** The training-step cases' optimizer: the library's Sgd with TRAIN_SGD, or PlainSgd when it has none. */
+export async function trainingOptimizer(parameters: ContractParameter[]): Promise<{ step(): void }> {
+  const m = await loadModels();
+  return typeof m !== 'string' && m.Sgd ? new m.Sgd(parameters, { ...TRAIN_SGD }) : new PlainSgd(parameters);
 }
 
 /** Momentum SGD (PyTorch semantics, dampening 0), for when @shuffle/models has no optimizer to offer. */

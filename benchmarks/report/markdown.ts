@@ -1,6 +1,7 @@
 import type { Suite } from '../cases/case.js';
 import { formatBytes } from '../method/memory.js';
 import type { CaseResult } from '../runner/result.js';
+import { phaseSection } from './phases.js';
 import { formatMs, formatRatio, gbps, gflops, peakRssCell, type RunRecord, resultFor, speedup, statusMark } from './record.js';
 
 /** The Markdown report: machine, versions, method, the tables, the chart, and every caveat. */
@@ -156,6 +157,8 @@ export function markdownReport(record: RunRecord, chartFile: string | null): str
       '',
     );
   }
+
+  out.push(...phaseSection(record, table));
 
   const variantResults = record.results.filter((r) => r.variants && r.variants.length > 1);
   if (variantResults.length) {

@@ -113,6 +113,7 @@ export function jsonLine(record: RunRecord, r: CaseResult): Record<string, unkno
     otherProcessesCores: t?.load.othersCores ?? null,
     variants: r.variants?.map((v) => ({ variant: v.variant, status: v.status, medianMs: v.timing?.medianMs ?? null, reason: v.reason })),
     memory: r.memory ?? null,
+    phases: r.phases ?? null,
     machine: record.machine,
     versions: record.versions,
     date: record.date,

@@ -1,3 +1,4 @@
+import { phaseLegend, phaseRows } from './phases.js';
 import { formatMs, formatRatio, peakRssCell, type RunRecord, resultFor, speedup, statusMark } from './record.js';
 
 /**
@@ -36,6 +37,9 @@ export function terminalTable(record: RunRecord): string {
       ),
     );
   }
+  // The gpu modes' phases (report/phases.ts), when any gpu target ran.
+  const phases = phaseRows(record);
+  if (phases) out.push('', ...aligned(phases.header, phases.rows), ...phaseLegend(record));
   const notes: string[] = [];
   if (record.baseline) notes.push(`ratios: ${record.baseline} time / this time (above 1: faster than ${record.baseline})`);
   if (busy) notes.push('*: other processes kept the CPUs busy while this was timed (see the report)');
@@ -45,7 +49,7 @@ export function terminalTable(record: RunRecord): string {
 }
 
 /** Header, rule and rows, the first column left-aligned and the others right-aligned. */
-function aligned(header: string[], rows: string[][]): string[] {
+export function aligned(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join('  ');

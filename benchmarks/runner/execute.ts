@@ -16,6 +16,7 @@ import {
   type Unsupported,
 } from '../targets/target.js';
 import { networkOracle, type OracleStore } from './oracle.js';
+import { isPhased, measurePhases } from './phases.js';
 import type { CaseResult, RunnerEvent, VariantResult } from './result.js';
 
 /**
@@ -122,6 +123,7 @@ async function runVariant(
       return result;
     }
     result.timing = await measure(() => p.run(), { ms, start, end }, timing, memory ? () => memory.sample() : undefined);
+    if (isPhased(p)) result.phases = await measurePhases(p, timing);
     result.status = 'ok';
   } catch (error) {
     result.reason = message(error);
@@ -159,6 +161,7 @@ export async function runCase(def: TargetDefinition, session: TargetSession, c: 
       note: shown.note,
       timing: shown.timing,
       validation: shown.validation,
+      phases: shown.phases,
       variants: variants.length > 1 ? variants.map(({ error: _, ...v }) => v) : undefined,
       memory: best ? memoryUse : undefined,
     };

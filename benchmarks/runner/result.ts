@@ -2,6 +2,7 @@ import type { Direction, Suite } from '../cases/case.js';
 import type { MemoryUse } from '../method/memory.js';
 import type { Timing } from '../method/timing.js';
 import type { Validation } from '../method/validate.js';
+import type { PhaseResult } from './phases.js';
 
 /** How one target did on one case. */
 export type Status =
@@ -24,6 +25,8 @@ export interface VariantResult {
   reason?: string;
   timing?: Timing;
   validation?: Validation;
+  /** Asynchronous (gpu) targets: the time split into compile, upload, run and readback (see phases.ts). */
+  phases?: PhaseResult;
 }
 
 export interface CaseResult {
@@ -41,6 +44,8 @@ export interface CaseResult {
   note?: string;
   timing?: Timing;
   validation?: Validation;
+  /** Asynchronous (gpu) targets: the time split into compile, upload, run and readback (see phases.ts). */
+  phases?: PhaseResult;
   /** Every variant the target tried, the reported one included, when there were several. */
   variants?: VariantResult[];
   /** Memory while the case was prepared and run (whole-network cases that ran). */

@@ -1,9 +1,11 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { type Tensor, tensor } from '@shuffle/core';
-import { type Backend, getNumThreads, setNumThreads } from '@shuffle/kernels';
+import { type Backend, type GpuStats, getNumThreads, setNumThreads } from '@shuffle/kernels';
 import type { NetworkCase, OpCase } from '../cases/case.js';
 import { namedOutputs, type OpInputs, opCall, runOp } from '../cases/inputs.js';
-import { CHECKED_GRADIENTS, type ContractModel, trainingStep } from '../cases/model.js';
+import { CHECKED_GRADIENTS, type ContractModel, trainingOptimizer, trainingStep } from '../cases/model.js';
 import { type HostOutputs, hostOf, hostOutputs } from '../method/validate.js';
+import type { FirstCall, PhasedPrepared, PhaseSample } from '../runner/phases.js';
 import type { NetworkInputs, Prepared, TargetDefinition, TargetOptions, TargetSession, Unsupported } from './target.js';
 
 /**
@@ -115,12 +117,21 @@ export interface DeviceTensor {
 /** An asynchronous backend: `upload`, then every op with the Backend's signatures on device tensors, returning promises. */
 export interface AsyncBackend {
   readonly name?: string;
+  readonly mode?: string;
   upload(t: Tensor): DeviceTensor;
+  /** The gpu backend's counters (compile and run times, uploads, reads): what the phase split reads. */
+  stats?(): GpuStats;
   destroy?(): Promise<void> | void;
 }
 
+type AsyncOp = (...args: unknown[]) => Promise<unknown>;
+
 function isDevice(value: unknown): value is DeviceTensor {
   return typeof value === 'object' && value !== null && typeof (value as DeviceTensor).read === 'function';
+}
+
+function isHostTensor(value: unknown): value is Tensor {
+  return typeof value === 'object' && value !== null && 'shape' in value && 'data' in value;
 }
 
 /** Reads every device tensor of an op's result (a tensor, or { dx, dweight }) back to the host. */
@@ -136,10 +147,163 @@ function disposeAll(result: unknown): void {
   else if (result && typeof result === 'object') for (const v of Object.values(result)) if (isDevice(v)) v.dispose();
 }
 
+/** What the phase split reads around a call: the backend's counters, and the host time of its uploads. */
+interface Counters {
+  compileMs: number;
+  kernels: number;
+  uploads: number;
+  readMs: number;
+  /** Host time in `upload()`, whoever called it (the session, or a model uploading its weights). */
+  uploadMs: number;
+  /**
+   * Host time of the backend's 'upload' kernel: on headlessgl and webgpu `upload()` only keeps a host
+   * copy, and the first kernel that needs the tensor runs this kernel to copy it to the device.
+   */
+  uploadKernelMs: number;
+}
+
 /**
- * An asynchronous backend as a target. A timed run is the op on device tensors plus the readback of its
- * outputs: a device result is only known to be complete once read (WebGPU's readback is what waits).
- * Training steps need an asynchronous optimizer the contract does not name yet, so only forwards run.
+ * The backend, with its `upload` timed: every other property is the backend's own (through the
+ * prototype), so a model built on it runs exactly as on the backend, and its weight uploads are timed.
+ */
+class TimedBackend {
+  readonly backend: AsyncBackend;
+  private uploadMs = 0;
+
+  constructor(private readonly inner: AsyncBackend) {
+    const timed = Object.create(inner) as AsyncBackend;
+    Object.defineProperty(timed, 'upload', {
+      value: (t: Tensor) => {
+        const start = performance.now();
+        try {
+          return inner.upload(t);
+        } finally {
+          this.uploadMs += performance.now() - start;
+        }
+      },
+    });
+    this.backend = timed;
+  }
+
+  counters(): Counters {
+    const s = this.inner.stats?.();
+    if (!s) return { compileMs: 0, kernels: 0, uploads: 0, readMs: 0, uploadMs: this.uploadMs, uploadKernelMs: 0 };
+    const uploadKernelMs = s.byKernel.filter((k) => k.name === 'upload').reduce((sum, k) => sum + k.runMs, 0);
+    return { compileMs: s.compileMs, kernels: s.kernels, uploads: s.uploads, readMs: s.readMs, uploadMs: this.uploadMs, uploadKernelMs };
+  }
+}
+
+/**
+ * One call split into phases, from its wall time and the counters around it. `callMs`: from before the
+ * uploads of its inputs until its promise settled, less any readback inside it (`readInsideMs`, from the
+ * read counter: a model that reads its own results). `syncMs`: what the caller's first read of the
+ * outputs waited for beyond a second read of the same outputs, i.e. device work still queued when the
+ * promise settled (webgpu queues work until a read); `readbackMs`: that second read, or `readInsideMs`.
+ */
+function phaseSample(
+  before: Counters,
+  after: Counters,
+  times: { callMs: number; readInsideMs?: number; readbackMs: number; syncMs: number; hostMs?: number },
+): PhaseSample {
+  const uploadMs = after.uploadMs - before.uploadMs + (after.uploadKernelMs - before.uploadKernelMs);
+  return {
+    uploadMs,
+    runMs: Math.max(0, times.callMs - (times.readInsideMs ?? 0) - uploadMs) + times.syncMs,
+    readbackMs: times.readbackMs,
+    hostMs: times.hostMs,
+    uploads: after.uploads - before.uploads,
+    compiles: after.kernels - before.kernels,
+  };
+}
+
+/**
+ * Reads `read()`'s outputs twice: the first read waits for whatever device work is still queued, the
+ * second finds the device idle and is the readback alone. Returns the readback and the wait (never below 0).
+ */
+async function readTwice(read: () => Promise<unknown>): Promise<{ readbackMs: number; syncMs: number }> {
+  const t0 = performance.now();
+  await read();
+  const t1 = performance.now();
+  await read();
+  const t2 = performance.now();
+  return { readbackMs: t2 - t1, syncMs: Math.max(0, t1 - t0 - (t2 - t1)) };
+}
+
+/** Records the first call of a case: its wall time, and the kernels it compiled (from the counters). */
+class FirstCallRecorder {
+  private first: FirstCall | undefined;
+
+  constructor(private readonly timed: TimedBackend) {}
+
+  async call(run: () => Promise<void>): Promise<void> {
+    if (this.first) return run();
+    const before = this.timed.counters();
+    const start = performance.now();
+    await run();
+    const wallMs = performance.now() - start;
+    const after = this.timed.counters();
+    this.first = { wallMs, compileMs: after.compileMs - before.compileMs, kernels: after.kernels - before.kernels };
+  }
+
+  get(): FirstCall | undefined {
+    return this.first;
+  }
+}
+
+/** Whether an Xvfb process serves `display` (its command line names it). */
+function xvfbServes(display: string): boolean {
+  try {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (/(^|\/)Xvfb$/.test(command[0] ?? '') && command.includes(display)) return true;
+    }
+  } catch {
+    // No /proc (not Linux) or a process that ended meanwhile: not known to be Xvfb.
+  }
+  return false;
+}
+
+/** What the target tells of the device it runs on (the llvmpipe caveat needs it stated). */
+async function deviceOf(mode: string | undefined): Promise<string> {
+  if (mode === 'cpu') return "gpu.js's JavaScript fallback on the CPU";
+  if (mode === 'webasm') return "gpu.js's WebAssembly backend on the CPU";
+  if (mode === 'headlessgl') {
+    const display = process.env.DISPLAY ?? '?';
+    // ANGLE does not name the driver; an Xvfb display has only Mesa's software GL.
+    const xvfb = xvfbServes(display) ? ", an Xvfb server: Mesa's llvmpipe" : '';
+    return `headless-gl (ANGLE over GLX) on X display ${display}${xvfb}`;
+  }
+  if (mode === 'webgpu') {
+    // Dawn's adapter names the driver: "... Mesa ... llvmpipe ..." is Mesa's CPU rasteriser.
+    try {
+      const gpu = (globalThis as { navigator?: { gpu?: { requestAdapter(): Promise<{ info?: Record<string, string> } | null> } } })
+        .navigator?.gpu;
+      const info = (await gpu?.requestAdapter())?.info;
+      const text = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' ').trim();
+      if (text) return `Dawn: ${text}`;
+    } catch {
+      // Only a description: the measurements do not depend on it.
+    }
+    return 'Dawn (adapter not described)';
+  }
+  return 'unknown';
+}
+
+/** The gpu.js executor a model's last forward ran on, where the model says (its one-launch pipeline). */
+function executorOf(model: ContractModel): string | undefined {
+  const m = model as unknown as Record<string, unknown>;
+  for (const key of ['lastForwardExecutor', 'executor']) if (typeof m[key] === 'string') return m[key] as string;
+  const pipeline = m.pipeline as Record<string, unknown> | undefined;
+  for (const key of ['executor', 'executorKind']) if (pipeline && typeof pipeline[key] === 'string') return pipeline[key] as string;
+  return undefined;
+}
+
+/**
+ * An asynchronous backend as a target. A timed run goes from host inputs to host outputs, as a call of
+ * the cpu backend does: upload the inputs, run, read the outputs back (a device result is only known to
+ * be complete once read: WebGPU's readback is what waits). Then the same call is split into phases
+ * (runner/phases.ts): see AsyncBackendSession for how each phase is isolated.
  */
 export function asyncBackendTarget(definition: {
   name: string;
@@ -155,73 +319,227 @@ export function asyncBackendTarget(definition: {
     isolated: definition.isolated,
     wrapper: definition.wrapper,
     async open(options) {
-      return new AsyncBackendSession(await definition.open(), options);
+      const backend = await definition.open();
+      return new AsyncBackendSession(backend, options, await deviceOf(backend.mode));
     },
   };
 }
 
+/**
+ * How the phases are isolated, per call:
+ * - upload: host time in `upload()` (the session's uploads of the inputs, and a model's of its weights,
+ *   through TimedBackend), plus the host time of the backend's 'upload' kernel: headlessgl and webgpu
+ *   copy an upload to the device only when a kernel first needs it (the backend's counters time it).
+ * - run: the call, from the uploads of its inputs until its promise settled, less those uploads, plus
+ *   the wait for device work still queued then: what a first read of the outputs takes beyond a second
+ *   read of the same outputs.
+ * - readback: that second read, on an idle device.
+ * - compile: the backend's compile time over the case's first call (gpu.js's build and the first run,
+ *   where drivers finish compiling), beside the first call's wall time.
+ * A training step reads its gradients inside backwardAsync: there readback is the backend's read
+ * counter, which includes the wait for queued work (webgpu), and run does not.
+ */
 class AsyncBackendSession implements TargetSession {
   readonly details: Record<string, string>;
+  private readonly timed: TimedBackend;
+  /** What the cases call: the backend with its uploads timed. */
+  private readonly backend: AsyncBackend;
 
   constructor(
-    private readonly backend: AsyncBackend,
+    private readonly inner: AsyncBackend,
     private readonly options: TargetOptions,
+    device: string,
   ) {
-    this.details = { backend: backend.name ?? 'async', layout: options.layout, timing: 'op + readback of its outputs' };
+    this.timed = new TimedBackend(inner);
+    this.backend = this.timed.backend;
+    this.details = {
+      backend: inner.name ?? 'async',
+      layout: options.layout,
+      device,
+      timing: 'host inputs to host outputs (upload + run + readback), then split into phases',
+    };
   }
 
-  async prepareOp(c: OpCase, inputs: OpInputs): Promise<Prepared[] | Unsupported> {
+  private method(name: string): AsyncOp | undefined {
+    const method = (this.inner as unknown as Record<string, AsyncOp>)[name];
+    return typeof method === 'function' ? method.bind(this.inner) : undefined;
+  }
+
+  async prepareOp(c: OpCase, inputs: OpInputs): Promise<PhasedPrepared[] | Unsupported> {
     const call = opCall(c, layoutInputs(inputs, this.options.layout));
-    const method = (this.backend as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[call.method];
-    if (typeof method !== 'function') return { unsupported: `this backend has no ${call.method}` };
-    const uploads: DeviceTensor[] = [];
-    // A host argmax is not a device tensor: the async backward recomputes it from x.
-    const args = call.args.map((arg) => {
-      if (arg && typeof arg === 'object' && 'shape' in arg && 'data' in arg) {
-        const d = this.backend.upload(arg as Tensor);
-        uploads.push(d);
-        return d;
-      }
-      return arg && typeof arg === 'object' && 'argmax' in arg ? undefined : arg;
-    });
-    let previous: unknown;
+    const op = this.method(call.method);
+    if (!op) return { unsupported: `this backend has no ${call.method}` };
+    const kept: DeviceTensor[] = [];
+    let hostArgs = call.args;
+    if (call.method === 'maxPool2dBackward') {
+      // The argmax is state a training step keeps on the device from its forward: made here, untimed.
+      const withSaved = this.method('maxPool2dWithSaved');
+      if (!withSaved) return { unsupported: 'this backend has no maxPool2dWithSaved for the backward to use' };
+      const [dy, x, options] = call.args;
+      const xDevice = this.inner.upload(x as Tensor);
+      const forward = (await withSaved(xDevice, options)) as { y: DeviceTensor; saved: Record<string, DeviceTensor> };
+      xDevice.dispose();
+      forward.y.dispose();
+      kept.push(...Object.values(forward.saved));
+      hostArgs = [dy, x, options, forward.saved];
+    }
+    /** The call's arguments with every host tensor uploaded, and what frees those uploads. */
+    const upload = () => {
+      const uploaded: DeviceTensor[] = [];
+      const args = hostArgs.map((arg) => {
+        if (!isHostTensor(arg)) return arg;
+        const device = this.backend.upload(arg);
+        uploaded.push(device);
+        return device;
+      });
+      return {
+        args,
+        free: () => {
+          for (const u of uploaded) u.dispose();
+        },
+      };
+    };
+    const first = new FirstCallRecorder(this.timed);
     let host: Record<string, Tensor> = {};
     return [
       {
-        run: async () => {
-          disposeAll(previous);
-          previous = await method.apply(this.backend, args);
-          host = await readAll(c.direction, previous);
-        },
+        run: () =>
+          first.call(async () => {
+            const { args, free } = upload();
+            const result = await op(...args);
+            host = await readAll(c.direction, result);
+            disposeAll(result);
+            free();
+          }),
         outputs: () => hostOutputs(host),
+        phases: {
+          firstCall: () => first.get(),
+          sample: async () => {
+            const before = this.timed.counters();
+            const started = performance.now();
+            const { args, free } = upload();
+            const result = await op(...args);
+            const callMs = performance.now() - started;
+            const after = this.timed.counters();
+            const reads = await readTwice(() => readAll(c.direction, result));
+            disposeAll(result);
+            free();
+            return phaseSample(before, after, { callMs, ...reads });
+          },
+        },
         dispose: () => {
-          disposeAll(previous);
-          for (const u of uploads) u.dispose();
+          for (const t of kept) t.dispose();
         },
       },
     ];
   }
 
-  async prepareNetwork(c: NetworkCase, inputs: NetworkInputs): Promise<Prepared[] | Unsupported> {
-    if (c.direction === 'train') return { unsupported: 'training steps on an asynchronous backend are not in the design contract yet' };
+  async prepareNetwork(c: NetworkCase, inputs: NetworkInputs): Promise<PhasedPrepared[] | Unsupported> {
     const model = (await inputs.buildModel(this.backend)) as ContractModel;
     if (typeof model.forwardAsync !== 'function') return { unsupported: 'the model has no forwardAsync for this backend' };
-    const x = this.backend.upload(tensor(inputs.x.data, inputs.x.shape).toLayout(this.options.layout));
+    const x = tensor(inputs.x.data, inputs.x.shape).toLayout(this.options.layout);
+    const first = new FirstCallRecorder(this.timed);
+    if (c.direction === 'train') return this.prepareTraining(model, x, inputs.labels, first);
+    /** The forward on uploaded x, and whether it read its logits itself (a host Tensor). */
+    const forward = async () => {
+      const xDevice = this.backend.upload(x);
+      const out = await (model.forwardAsync as NonNullable<ContractModel['forwardAsync']>)(xDevice, { training: false });
+      xDevice.dispose();
+      return out;
+    };
     let logits: Tensor | undefined;
     return [
       {
-        run: async () => {
-          const device = await (model.forwardAsync as NonNullable<ContractModel['forwardAsync']>)(x, { training: false });
-          logits = isDevice(device) ? await device.read() : (device as Tensor);
-          if (isDevice(device)) device.dispose();
-        },
+        run: () =>
+          first.call(async () => {
+            const out = await forward();
+            logits = isDevice(out) ? await out.read() : (out as Tensor);
+            disposeAll(out);
+          }),
         outputs: () => ({ logits: hostOf(logits as Tensor) }),
-        dispose: () => x.dispose(),
+        phases: {
+          firstCall: () => first.get(),
+          executor: () => executorOf(model),
+          sample: async () => {
+            const before = this.timed.counters();
+            const started = performance.now();
+            const out = await forward();
+            const callMs = performance.now() - started;
+            const after = this.timed.counters();
+            const readInsideMs = after.readMs - before.readMs;
+            const reads = isDevice(out) ? await readTwice(() => out.read()) : { readbackMs: readInsideMs, syncMs: 0 };
+            disposeAll(out);
+            return phaseSample(before, after, { callMs, readInsideMs, ...reads });
+          },
+        },
+      },
+    ];
+  }
+
+  /**
+   * A training step as the sync targets run it (trainingStep in cases/model.ts): forward in training mode,
+   * mean cross-entropy and its gradient on the device, backwardAsync (which writes the host gradients),
+   * then the SGD update of the host parameters (the host phase), which the next forward uploads again.
+   */
+  private async prepareTraining(
+    model: ContractModel,
+    x: Tensor,
+    labels: Int32Array,
+    first: FirstCallRecorder,
+  ): Promise<PhasedPrepared[] | Unsupported> {
+    const forwardAsync = model.forwardAsync?.bind(model) as NonNullable<ContractModel['forwardAsync']>;
+    const backwardAsync = model.backwardAsync?.bind(model);
+    const loss = this.method('softmaxCrossEntropy');
+    const lossBackward = this.method('softmaxCrossEntropyBackward');
+    if (!backwardAsync) return { unsupported: 'the model has no backwardAsync for this backend' };
+    if (!loss || !lossBackward) return { unsupported: 'this backend has no softmaxCrossEntropy (and backward)' };
+    const sgd = await trainingOptimizer(model.parameters());
+    const one = this.inner.upload(tensor([1], [], 'NCHW', x.dtype));
+    let lastLoss = Number.NaN;
+    /** Upload x, forward, loss, backward (the gradients land on the host): all but the SGD update. */
+    const step = async () => {
+      const xDevice = this.backend.upload(x);
+      const logits = await forwardAsync(xDevice, { training: true });
+      const lossDevice = (await loss(logits, labels)) as DeviceTensor;
+      const { dlogits } = (await lossBackward(one, logits, labels)) as { dlogits: DeviceTensor };
+      await backwardAsync(dlogits);
+      // The forward keeps x for the backward (its saved state), so x goes only now.
+      xDevice.dispose();
+      lastLoss = (await lossDevice.read()).data[0] as number;
+      for (const t of [logits, lossDevice, dlogits]) disposeAll(t);
+    };
+    let outputs: HostOutputs = {};
+    return [
+      {
+        run: () =>
+          first.call(async () => {
+            await step();
+            // The validation run is the first: checked before the update changes the weights.
+            if (!first.get()) outputs = trainingOutputs(lastLoss, model);
+            sgd.step();
+          }),
+        outputs: () => outputs,
+        phases: {
+          firstCall: () => first.get(),
+          executor: () => executorOf(model),
+          sample: async () => {
+            const before = this.timed.counters();
+            const started = performance.now();
+            await step();
+            const stepped = performance.now();
+            const after = this.timed.counters();
+            sgd.step();
+            const hostMs = performance.now() - stepped;
+            const readInsideMs = after.readMs - before.readMs;
+            return phaseSample(before, after, { callMs: stepped - started, readInsideMs, readbackMs: readInsideMs, syncMs: 0, hostMs });
+          },
+        },
+        dispose: () => one.dispose(),
       },
     ];
   }
 
   async close(): Promise<void> {
-    await this.backend.destroy?.();
+    await this.inner.destroy?.();
   }
 }
