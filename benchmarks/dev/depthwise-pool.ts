@@ -8,13 +8,13 @@
  * bytes read plus bytes written by the op's tensors (each counted once) over the median time. Depthwise
  * rows also show GFLOP/s (a multiply-add is 2 FLOPs; the backward does twice the forward's).
  *
- * Every call allocates its outputs fresh. With glibc's default malloc, buffers over 128 KiB come from
- * mmap, and touching their pages can cost more than the kernels (measured up to 7 ms for 1.2 MB on this
- * loaded machine); to see the kernels rather than the page faults, run with
- *   MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824
+ * The fast kernels run inside a TensorArena, as in the models, so their outputs are recycled memory: a
+ * fresh buffer over 128 KiB comes from mmap, and touching its pages can cost more than the kernel
+ * (measured up to 7 ms for 1.2 MB on a loaded machine). The first line is the ceiling to compare GB/s
+ * with: Float32Array.set (memmove) of 8 MiB, counting bytes read plus written.
  */
 import { type Layout, randomUniform, type Tensor } from '@shuffle/core';
-import { type Backend, cpu, reference } from '@shuffle/kernels';
+import { type Backend, cpu, reference, TensorArena } from '@shuffle/kernels';
 
 interface Case {
   id: string;
@@ -171,6 +171,13 @@ const withReference = !args.includes('--no-reference');
 const filter = args.find((a) => !a.startsWith('--'));
 const fmt = (v: number, digits = 3) => v.toFixed(digits).padStart(8);
 
+{
+  const source = new Float32Array(1 << 21);
+  const target = new Float32Array(1 << 21);
+  const { median } = time(() => target.set(source));
+  console.log(`ceiling: Float32Array.set of 8 MiB ${median.toFixed(3)} ms, ${((2 * source.byteLength) / (median * 1e6)).toFixed(2)} GB/s`);
+}
+const arena = new TensorArena();
 console.log(
   `${'case'.padEnd(34)} ${'N'.padStart(2)} ${'layout'.padEnd(6)} pass  cpu ms med    (min)    GB/s  GFLOP/s${withReference ? '    ref ms  speedup' : ''}`,
 );
@@ -182,7 +189,7 @@ for (const c of CASES) {
       for (const pass of ['fwd', 'bwd'] as const) {
         const run = pass === 'fwd' ? built.forward : built.backward;
         const elements = pass === 'fwd' ? built.forwardElements : built.backwardElements;
-        const { median: ms, min } = time(() => run(cpu));
+        const { median: ms, min } = time(() => arena.run(() => run(cpu)));
         const gbs = (elements * 4) / (ms * 1e6);
         const gflops = built.flops > 0 ? (built.flops * (pass === 'fwd' ? 1 : 2)) / (ms * 1e6) : 0;
         let line = `${c.id.padEnd(34)} ${String(batch).padStart(2)} ${layout.padEnd(6)} ${pass}  ${fmt(ms)} (${fmt(min)}) ${fmt(gbs, 2)} ${gflops > 0 ? fmt(gflops, 2) : '       -'}`;
