@@ -43,7 +43,7 @@ function phaseCells(record: RunRecord, r: CaseResult, markdown: boolean, withHos
   const t = r.timing;
   if (!p || !t) return [];
   const mode = p.executor ? `${r.target} (${p.executor})` : r.target;
-  const compile = `${formatMs(p.compileMs)}${markdown ? ` (${p.kernels} kernels; first call ${formatMs(p.firstCallMs)})` : ''}`;
+  const compile = `${formatMs(p.compileMs)}${markdown ? ` (${p.kernels} kernel${p.kernels === 1 ? '' : 's'}; first call ${formatMs(p.firstCallMs)})` : ''}`;
   return [
     mode,
     compile,
@@ -101,7 +101,7 @@ export function phaseLegend(record: RunRecord): string[] {
   const software = softwareModes(record);
   if (software.length) {
     lines.push(
-      `${software.join(' and ')} ran on Mesa's llvmpipe, a CPU rasteriser: their times say little about real GPUs (see the device in the target details)`,
+      `${software.join(' and ')} ran on Mesa's llvmpipe, a CPU rasteriser: ${software.length > 1 ? 'their' : 'its'} times say little about real GPUs (see the device in the target details)`,
     );
   }
   return lines;
@@ -123,7 +123,7 @@ export function phaseSection(record: RunRecord, table: (header: string[], rows: 
     .map((t) => `- **${t.name}**: ${t.details.device}`);
   out.push(
     software.length
-      ? `**Here ${software.join(' and ')} ran on Mesa's llvmpipe, a software rasteriser on this machine's CPU, so their times say little about real GPUs**: ` +
+      ? `**Here ${software.join(' and ')} ran on Mesa's llvmpipe, a software rasteriser on this machine's CPU, so ${software.length > 1 ? 'their' : 'its'} times say little about real GPUs**: ` +
           "they show gpu.js's and Mesa's overheads (shader translation, texture or buffer traffic, llvmpipe's threads) on the CPU. " +
           "gpu-cpu (gpu.js's JavaScript fallback) and gpu-webasm (its WebAssembly backend) are CPU paths by design."
       : 'The gpu modes ran on the devices below.',

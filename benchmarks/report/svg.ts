@@ -1,3 +1,4 @@
+import { phaseChart } from './phase-chart.js';
 import { formatMs, type RunRecord, resultFor } from './record.js';
 
 /**
@@ -31,8 +32,11 @@ export function svgChart(record: RunRecord): string {
   const groupGap = 10;
   const top = 56;
   const groupHeight = targets.length * (bar + gap) + groupGap;
-  const height = top + record.cases.length * groupHeight + 30;
+  const chartHeight = top + record.cases.length * groupHeight + 30;
   const width = labelWidth + plotWidth + right;
+  // The gpu modes' phase shares (phase-chart.ts), under the chart when any gpu target ran.
+  const phases = phaseChart(record, { top: chartHeight, labelWidth, plotWidth });
+  const height = chartHeight + phases.height;
   const x = (ms: number) => labelWidth + (Math.log10(ms / low) / Math.log10(high / low)) * plotWidth;
 
   const title = `Median time per case (log scale) — ${record.machine.name}, ${record.date.slice(0, 10)}`;
@@ -54,8 +58,8 @@ export function svgChart(record: RunRecord): string {
   for (let decade = low; decade <= high * 1.0001; decade *= 10) {
     const gx = x(decade);
     parts.push(
-      `<line x1="${gx.toFixed(1)}" y1="${top - 6}" x2="${gx.toFixed(1)}" y2="${height - 24}" stroke="#ddd"/>`,
-      `<text x="${gx.toFixed(1)}" y="${height - 10}" text-anchor="middle" fill="#555">${escapeXml(decadeLabel(decade))}</text>`,
+      `<line x1="${gx.toFixed(1)}" y1="${top - 6}" x2="${gx.toFixed(1)}" y2="${chartHeight - 24}" stroke="#ddd"/>`,
+      `<text x="${gx.toFixed(1)}" y="${chartHeight - 10}" text-anchor="middle" fill="#555">${escapeXml(decadeLabel(decade))}</text>`,
     );
   }
   record.cases.forEach((c, ci) => {
@@ -85,6 +89,6 @@ export function svgChart(record: RunRecord): string {
       );
     });
   });
-  parts.push('</svg>');
+  parts.push(...phases.parts, '</svg>');
   return `${parts.join('\n')}\n`;
 }
