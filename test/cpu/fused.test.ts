@@ -4,7 +4,7 @@
  * them to the reference within tolerance; this says the fusion itself changes no value, so a model may
  * switch between fused and unfused without a trace.)
  */
-import { LAYOUTS, randomUniform, type Tensor } from '@shuffle/core';
+import { LAYOUTS, randomUniform, type Tensor, tensor } from '@shuffle/core';
 import { cpu } from '@shuffle/kernels';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -65,5 +65,19 @@ describe.each(LAYOUTS)('in %s', (layout) => {
       ),
       { numRuns: 40 },
     );
+  });
+
+  it('special values follow relu: -Infinity and -0 become +0, NaN and +Infinity pass, in both fused ops', () => {
+    const special = [Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY, Number.NaN, -0, 0, -1e-40, 1e-40, -3, 3];
+    const a = tensor(special, [1, special.length, 1, 1]).toLayout(layout);
+    const zeros = tensor(new Array(special.length).fill(0), [1, special.length, 1, 1]).toLayout(layout);
+    same(cpu.addRelu(a, zeros), cpu.relu(a));
+    expect(Object.is(cpu.addRelu(a, zeros).get([0, 3, 0, 0]), 0)).toBe(true);
+    // Batch norm in inference with mean 0, variance 1 - eps, gamma 1, beta 0 is the identity.
+    const c = special.length;
+    const one = tensor(new Array(c).fill(1), [c]);
+    const zero = tensor(new Array(c).fill(0), [c]);
+    const variance = tensor(new Array(c).fill(1 - 1e-5), [c]);
+    same(cpu.batchNormRelu2d(a, one, zero, zero, variance), cpu.relu(cpu.batchNorm2d(a, one, zero, zero, variance)));
   });
 });

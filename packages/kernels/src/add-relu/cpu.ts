@@ -1,12 +1,14 @@
 import { Tensor } from '@shuffle/core';
+import { reluOf } from '../batch-norm2d/cpu.js';
 import { resultF32 } from '../common/arena.js';
 import { addReluReference } from './reference.js';
 import { type AddReluOps, checkAddRelu, checkAddReluBackward } from './spec.js';
 
 /*
- * One flat loop over the shared layout. Math.max(v, 0) is branch-free and is relu exactly (NaN stays NaN,
- * -0 becomes +0). The backward's mask is the forward's sum rounded to float32 (what the forward stored
- * before the max), so both agree on every element, ties at 0 included.
+ * One flat loop over the shared layout, relu without a data-dependent branch (see reluOf). The backward
+ * passes dy's bits where a + b > 0 and +0 elsewhere, through an all-ones / all-zeros 32-bit mask as relu's
+ * backward does (a compare-and-branch would mispredict half the time). The sum of two float32 values is
+ * positive exactly when its float32 rounding is, so the mask is the forward's on every element.
  * float64 (gradient checks only) goes to the reference.
  */
 export const addReluCpu: AddReluOps = {
@@ -16,7 +18,7 @@ export const addReluCpu: AddReluOps = {
     const as = a.data as Float32Array;
     const bs = b.data as Float32Array;
     const y = resultF32(a.size);
-    for (let i = 0; i < y.length; i++) y[i] = Math.max((as[i] as number) + (bs[i] as number), 0);
+    for (let i = 0; i < y.length; i++) y[i] = reluOf((as[i] as number) + (bs[i] as number));
     return new Tensor(y, a.shape, a.layout);
   },
 
@@ -25,9 +27,10 @@ export const addReluCpu: AddReluOps = {
     if (a.dtype === 'float64') return addReluReference.addReluBackward(dy, a, b);
     const as = a.data as Float32Array;
     const bs = b.data as Float32Array;
-    const dys = dy.data as Float32Array;
+    const dyBits = new Int32Array(dy.data.buffer, dy.data.byteOffset, dy.size);
     const da = resultF32(a.size);
-    for (let i = 0; i < da.length; i++) da[i] = Math.fround((as[i] as number) + (bs[i] as number)) > 0 ? (dys[i] as number) : 0;
+    const daBits = new Int32Array(da.buffer, da.byteOffset, da.length);
+    for (let i = 0; i < da.length; i++) daBits[i] = (dyBits[i] as number) & -+((as[i] as number) + (bs[i] as number) > 0);
     const db = resultF32(b.size);
     db.set(da);
     return { da: new Tensor(da, a.shape, a.layout), db: new Tensor(db, b.shape, b.layout) };

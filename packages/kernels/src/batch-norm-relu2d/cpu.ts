@@ -17,13 +17,15 @@ import { type BatchNormRelu2dOps, batchNormRelu2dGeometry, checkBatchNormRelu2dB
  * backward runs on the masked dy. float64 (gradient checks only) goes to the reference.
  */
 
-/** dz = dy where fround(x * s[c] + t[c]) > 0, else 0, in x's layout; s and t as the forward computed them. */
+/** dz = dy where fround(x * s[c] + t[c]) > 0, else +0, in x's layout; s and t as the forward computed them. */
 function maskedGradient(dy: Float32Array, x: Tensor, gamma: Tensor, beta: Tensor, saved: BatchNorm2dSaved): Float32Array {
   const [batch, channels, height, width] = x.shape as [number, number, number, number];
   const xs = x.data as Float32Array;
   const gammas = gamma.data as Float32Array;
   const betas = beta.data as Float32Array;
   const dz = scratchF32('batchNormRelu2d.dz', xs.length);
+  const dyBits = new Int32Array(dy.buffer, dy.byteOffset, xs.length);
+  const dzBits = new Int32Array(dz.buffer, dz.byteOffset, xs.length);
   const plane = height * width;
   const nchw = x.layout === 'NCHW';
   for (let c = 0; c < channels; c++) {
@@ -34,7 +36,8 @@ function maskedGradient(dy: Float32Array, x: Tensor, gamma: Tensor, beta: Tensor
       const start = nchw ? (n * channels + c) * plane : n * plane * channels + c;
       const step = nchw ? 1 : channels;
       const end = start + plane * step;
-      for (let i = start; i < end; i += step) dz[i] = Math.fround((xs[i] as number) * s + t) > 0 ? (dy[i] as number) : 0;
+      // dy's bits under an all-ones / all-zeros mask: no data-dependent branch (see add-relu/cpu.ts).
+      for (let i = start; i < end; i += step) dzBits[i] = (dyBits[i] as number) & -+(Math.fround((xs[i] as number) * s + t) > 0);
     }
   }
   return dz;
