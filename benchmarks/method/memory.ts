@@ -13,11 +13,13 @@ import { writeFileSync } from 'node:fs';
  * each network case a fresh process, so that the RSS the case starts from is the runtime and the loaded
  * libraries, not what earlier cases left in the allocator.
  *
- * ArrayBuffer bytes: Node's count of live ArrayBuffer and SharedArrayBuffer memory (tensors, wasm heaps,
- * scratch), which V8's heap figures leave out. A synchronous run cannot be sampled while it runs, so
- * this is the largest value seen after each run (validation, warm-up and timed runs), before garbage
- * collection: it holds the run's outputs, what the target retains, and the garbage not yet collected. A
- * lower bound of the true peak; the peak RSS bounds it from above.
+ * ArrayBuffer bytes: Node's count of live ArrayBuffer and SharedArrayBuffer memory (tensors, scratch),
+ * which V8's heap figures leave out. A synchronous run cannot be sampled while it runs, so this is the
+ * largest value seen after each run (validation, warm-up and timed runs), before garbage collection: it
+ * holds the run's outputs, what the target retains, and the garbage not yet collected. A lower bound of
+ * the true peak; the peak RSS bounds it from above. A WebAssembly.Memory (tfjs-wasm's heap) is not an
+ * ArrayBuffer of Node's allocator and is not in this count: it is in V8's `external` bytes, sampled the
+ * same way (JSON only), and in the RSS.
  */
 export interface MemoryUse {
   /** Highest resident set size while the case ran (see `rssPeak`). */
@@ -28,6 +30,8 @@ export interface MemoryUse {
   peakArrayBufferBytes: number;
   /** ArrayBuffer bytes when the watch started. */
   startArrayBufferBytes: number;
+  /** Largest V8 `external` bytes seen after a run (ArrayBuffers, wasm memories, other native objects). */
+  peakExternalBytes: number;
   /** 'case': the high-water mark was reset when the case started; 'process': a lifetime peak (reset refused). */
   rssPeak: 'case' | 'process';
 }
@@ -65,8 +69,11 @@ export function watchMemory(): MemoryWatch {
   const start = process.memoryUsage();
   const reset = resetPeakRss();
   let peakArrayBufferBytes = start.arrayBuffers;
+  let peakExternalBytes = start.external;
   const sample = () => {
-    peakArrayBufferBytes = Math.max(peakArrayBufferBytes, process.memoryUsage().arrayBuffers);
+    const now = process.memoryUsage();
+    peakArrayBufferBytes = Math.max(peakArrayBufferBytes, now.arrayBuffers);
+    peakExternalBytes = Math.max(peakExternalBytes, now.external);
   };
   return {
     sample,
@@ -77,6 +84,7 @@ export function watchMemory(): MemoryWatch {
         startRssBytes: start.rss,
         peakArrayBufferBytes,
         startArrayBufferBytes: start.arrayBuffers,
+        peakExternalBytes,
         rssPeak: reset ? 'case' : 'process',
       };
     },

@@ -76,9 +76,10 @@ export function markdownReport(record: RunRecord, chartFile: string | null): str
         "are ready, a garbage collection runs and the kernel's high-water mark of the process's resident set is reset (Linux: " +
         '`/proc/self/clear_refs`); the peak RSS is that mark after the case was prepared (model built), validated, warmed up and timed, ' +
         'shown with its increase over the RSS the case started from (the runtime and the loaded libraries). "process peak" marks a ' +
-        "process whose mark could not be reset (its lifetime peak). ArrayBuffer bytes (Node's count of live ArrayBuffers, wasm heaps " +
-        'included, which V8 heap figures leave out) cannot be sampled inside a synchronous run: the largest value seen after each run, ' +
-        'before garbage collection, is shown, a lower bound of their peak.',
+        "process whose mark could not be reset (its lifetime peak). ArrayBuffer bytes (Node's count of live ArrayBuffers, which V8 heap " +
+        'figures leave out) cannot be sampled inside a synchronous run: the largest value seen after each run, before garbage ' +
+        "collection, is shown, a lower bound of their peak. A WebAssembly memory (tfjs-wasm's heap) is not among them: it is in the " +
+        "RSS, and in V8's external bytes that the JSON record also gives (peakExternalBytes).",
       '',
     );
   }

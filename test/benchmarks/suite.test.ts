@@ -139,6 +139,19 @@ describe('benchmark suite at tiny shapes', () => {
     }
   });
 
+  it('reports the memory of every whole-network case that ran, and of no op case', () => {
+    for (const r of results.filter((r) => r.status === 'ok')) {
+      const network = r.suite !== 'ops';
+      expect(r.memory !== undefined, `${r.target} ${r.caseKey}`).toBe(network);
+      if (r.memory) expect(r.memory.peakRssBytes, `${r.target} ${r.caseKey}`).toBeGreaterThanOrEqual(r.memory.startRssBytes);
+    }
+  });
+
+  it('runs our fast cpu backend on one thread and on two', () => {
+    expect(details.get('cpu')?.threads).toBe('1');
+    expect(details.get('cpu-2t')?.threads).toBe('2');
+  });
+
   it('says how each peer ran: tfjs-wasm single-threaded with SIMD and borrowed kernels, onnxruntime on one thread', () => {
     expect(details.get('tfjs-wasm')?.threads).toBe('false');
     expect(details.get('tfjs-wasm')?.borrowed).toMatch(/Conv2DBackpropFilter/);
