@@ -72,7 +72,7 @@ export function markdownReport(record: RunRecord, chartFile: string | null): str
   );
   if (record.results.some((r) => r.memory)) {
     out.push(
-      'Memory (whole-network cases): each such case runs in a fresh process of its target. Once its inputs and the reference outputs ' +
+      'Memory (whole-network cases): each such case runs in a fresh process of its target (unless --in-process). Once its inputs and the reference outputs ' +
         "are ready, a garbage collection runs and the kernel's high-water mark of the process's resident set is reset (Linux: " +
         '`/proc/self/clear_refs`); the peak RSS is that mark after the case was prepared (model built), validated, warmed up and timed, ' +
         'shown with its increase over the RSS the case started from (the runtime and the loaded libraries). "process peak" marks a ' +
