@@ -48,10 +48,10 @@ function phaseCells(record: RunRecord, r: CaseResult, markdown: boolean, withHos
     mode,
     compile,
     `${formatMs(p.upload.medianMs)}${markdown ? ` (${p.uploads})` : ''}`,
-    formatMs(p.run.medianMs),
+    `${formatMs(p.run.medianMs)}${p.load.busy ? (markdown ? '\\*' : '*') : ''}`,
     formatMs(p.readback.medianMs),
     ...(withHost ? [p.host ? formatMs(p.host.medianMs) : ''] : []),
-    `${formatMs(t.medianMs)}${t.load.busy && markdown ? '\\*' : ''}`,
+    `${formatMs(t.medianMs)}${t.load.busy ? (markdown ? '\\*' : '*') : ''}`,
     ratioCell(versusCpu(record, r.caseKey, t.medianMs)),
     ratioCell(versusCpu(record, r.caseKey, p.run.medianMs)),
   ];
@@ -96,7 +96,8 @@ export function phaseRows(record: RunRecord): { header: string[]; rows: string[]
 export function phaseLegend(record: RunRecord): string[] {
   const lines = [
     'gpu phases (medians): compile = kernels compiled by the first call; upload = host inputs to the device; run = kernels until done; ' +
-      'readback = outputs to the host; total = the whole call, host to host (timed apart); vs cpu = cpu time / this time (above 1: faster than cpu)',
+      'readback = outputs to the host; total = the whole call, host to host (timed apart); vs cpu = cpu time / this time (above 1: faster than cpu); ' +
+      '* after run (the phase runs) or total: timed while other processes were busy',
   ];
   const software = softwareModes(record);
   if (software.length) {
@@ -139,11 +140,12 @@ export function phaseSection(record: RunRecord, table: (header: string[], rows: 
       'the tensor; weights a model uploads again after an SGD update count here;',
     '- **run**: the call on device tensors, less those deferred uploads, plus the wait for device work still queued when its promise settled ' +
       '(a first read of the outputs beyond a second read of the same outputs: webgpu queues work until a read);',
-    "- **readback**: that second read, on an idle device. A training step reads its gradients inside backwardAsync: there readback is the backend's read counter, " +
-      'which includes the wait for queued work, and the SGD update on the host is in neither;',
+    "- **readback**: that second read, on an idle device, and the reads the call made itself, by the backend's read counter (a training step reads its " +
+      'gradients inside backwardAsync: those include the wait for device work queued before them);',
+    '- **host**: training steps only, the SGD update of the host parameters;',
     `- **vs cpu**: our \`${CPU_TARGET}\` backend's median for the same case in this run divided by the mode's (above 1: faster than cpu), for the whole call and for run alone.`,
     '',
-    'The phase medians come from other runs than the total and need not add up to it.',
+    'The phase medians come from other runs than the total and need not add up to it. A \\* after run (for the phase runs) or after the total marks runs timed while other processes were busy.',
     '',
   );
   const summary = standings(record);

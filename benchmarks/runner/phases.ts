@@ -1,3 +1,4 @@
+import { type Load, loadBetween, sampleLoad } from '../method/load.js';
 import { median, type TimingOptions } from '../method/timing.js';
 import type { Prepared } from '../targets/target.js';
 
@@ -76,6 +77,8 @@ export interface PhaseResult {
   /** Runs that compiled a kernel (should be 0: a case's kernels are compiled by its first call). */
   compilingReps: number;
   executor?: string;
+  /** Other processes' CPU use while the phases were sampled (busy: noisier numbers, as for the headline timing). */
+  load: Load;
 }
 
 function stat(values: readonly number[]): PhaseStat {
@@ -90,10 +93,10 @@ export async function measurePhases(p: PhasedPrepared, o: TimingOptions): Promis
   const first = p.phases.firstCall();
   if (!first) throw new Error('the phase split needs the first call, which the validation run records');
   const samples: PhaseSample[] = [];
-  const start = performance.now();
+  const start = sampleLoad();
   for (;;) {
     samples.push(await p.phases.sample());
-    const elapsed = performance.now() - start;
+    const elapsed = performance.now() - start.wallMs;
     if (samples.length >= o.maxReps || elapsed >= o.maxTimeMs || (samples.length >= o.minReps && elapsed >= o.minTimeMs)) break;
   }
   const hosts = samples.map((s) => s.hostMs).filter((h): h is number => h !== undefined);
@@ -110,5 +113,6 @@ export async function measurePhases(p: PhasedPrepared, o: TimingOptions): Promis
     uploads: median(samples.map((s) => s.uploads)),
     compilingReps: samples.filter((s) => s.compiles > 0).length,
     executor: p.phases.executor?.(),
+    load: loadBetween(start, sampleLoad(), o.busyThresholdCores),
   };
 }

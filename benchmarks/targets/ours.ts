@@ -195,26 +195,31 @@ class TimedBackend {
 
 /**
  * One call split into phases, from its wall time and the counters around it. `callMs`: from before the
- * uploads of its inputs until its promise settled, less any readback inside it (`readInsideMs`, from the
- * read counter: a model that reads its own results). `syncMs`: what the caller's first read of the
- * outputs waited for beyond a second read of the same outputs, i.e. device work still queued when the
- * promise settled (webgpu queues work until a read); `readbackMs`: that second read, or `readInsideMs`.
+ * uploads of its inputs until its promise settled. Reads the call made itself (a model reading its
+ * gradients, or anything it needs on the host) are readback, by the read counter; so are `readbackMs`,
+ * the caller's reads of the outputs on an idle device, after `syncMs`: what the caller's first read
+ * waited for beyond a second read of the same outputs, i.e. device work still queued when the promise
+ * settled (webgpu queues work until a read), which is run.
  */
 function phaseSample(
   before: Counters,
   after: Counters,
-  times: { callMs: number; readInsideMs?: number; readbackMs: number; syncMs: number; hostMs?: number },
+  times: { callMs: number; readbackMs: number; syncMs: number; hostMs?: number },
 ): PhaseSample {
   const uploadMs = after.uploadMs - before.uploadMs + (after.uploadKernelMs - before.uploadKernelMs);
+  const readInsideMs = after.readMs - before.readMs;
   return {
     uploadMs,
-    runMs: Math.max(0, times.callMs - (times.readInsideMs ?? 0) - uploadMs) + times.syncMs,
-    readbackMs: times.readbackMs,
+    runMs: Math.max(0, times.callMs - readInsideMs - uploadMs) + times.syncMs,
+    readbackMs: readInsideMs + times.readbackMs,
     hostMs: times.hostMs,
     uploads: after.uploads - before.uploads,
     compiles: after.kernels - before.kernels,
   };
 }
+
+/** What a caller that reads no outputs itself passes (the call read what it needed: a training step). */
+const NO_CALLER_READ = { readbackMs: 0, syncMs: 0 };
 
 /**
  * Reads `read()`'s outputs twice: the first read waits for whatever device work is still queued, the
@@ -336,8 +341,8 @@ export function asyncBackendTarget(definition: {
  * - readback: that second read, on an idle device.
  * - compile: the backend's compile time over the case's first call (gpu.js's build and the first run,
  *   where drivers finish compiling), beside the first call's wall time.
- * A training step reads its gradients inside backwardAsync: there readback is the backend's read
- * counter, which includes the wait for queued work (webgpu), and run does not.
+ * Reads a call makes itself (a training step's gradients, in backwardAsync) are readback too, by the
+ * backend's read counter; they include the wait for device work queued before them (webgpu).
  */
 class AsyncBackendSession implements TargetSession {
   readonly details: Record<string, string>;
@@ -466,10 +471,10 @@ class AsyncBackendSession implements TargetSession {
             const out = await forward();
             const callMs = performance.now() - started;
             const after = this.timed.counters();
-            const readInsideMs = after.readMs - before.readMs;
-            const reads = isDevice(out) ? await readTwice(() => out.read()) : { readbackMs: readInsideMs, syncMs: 0 };
+            // A forward that returned host logits has read them itself: the read counter has them.
+            const reads = isDevice(out) ? await readTwice(() => out.read()) : NO_CALLER_READ;
             disposeAll(out);
-            return phaseSample(before, after, { callMs, readInsideMs, ...reads });
+            return phaseSample(before, after, { callMs, ...reads });
           },
         },
       },
@@ -530,8 +535,7 @@ class AsyncBackendSession implements TargetSession {
             const after = this.timed.counters();
             sgd.step();
             const hostMs = performance.now() - stepped;
-            const readInsideMs = after.readMs - before.readMs;
-            return phaseSample(before, after, { callMs: stepped - started, readInsideMs, readbackMs: readInsideMs, syncMs: 0, hostMs });
+            return phaseSample(before, after, { callMs: stepped - started, ...NO_CALLER_READ, hostMs });
           },
         },
         dispose: () => one.dispose(),
