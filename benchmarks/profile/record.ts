@@ -8,8 +8,9 @@
  * outer op; a call made through the Proxy while another is being timed is not timed again either (its
  * time is inside the outer one), so the per-op totals never count a span twice.
  *
- * Cost: two performance.now() calls and a small record per op call, ~0.2 us, against the ~200-300 calls
- * of a ShuffleNet forward that take tens of milliseconds together.
+ * Cost: two performance.now() calls and a small record per op call, 0.6-0.9 us measured here (a
+ * million calls of a trivial method through the Proxy), against the ~140-170 calls of a ShuffleNet
+ * forward that take tens of milliseconds together: about 0.1 ms per forward.
  */
 
 /** One timed op call. */

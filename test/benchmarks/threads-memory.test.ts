@@ -20,6 +20,9 @@ import { parallelJobs, setParallelMinMacs } from '../../packages/kernels/src/com
 /** The cpu-2t target and the memory figures of the whole-network cases, at tiny sizes. */
 
 const MiB = 2 ** 20;
+/** WebAssembly.Memory (the project's TypeScript libraries declare WebAssembly's types, not its globals). */
+const WasmMemory = (globalThis as unknown as { WebAssembly: { Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer } } })
+  .WebAssembly.Memory;
 const cases = allCases({ tiny: true, batch: 1 });
 const ONE_RUN = { minReps: 1, maxReps: 1, minTimeMs: 0, maxTimeMs: 0, warmupMaxMs: 0, warmupMaxReps: 0, busyThresholdCores: 1 };
 
@@ -71,7 +74,7 @@ describe('memory of the whole-network cases', () => {
     const watch = watchMemory();
     const big = new Float32Array((64 * MiB) / 4).fill(1);
     // A wasm heap (tfjs-wasm's) is no ArrayBuffer of Node's allocator: it shows in the external bytes.
-    const wasm = new WebAssembly.Memory({ initial: (32 * MiB) / 65536 });
+    const wasm = new WasmMemory({ initial: (32 * MiB) / 65536 });
     new Uint8Array(wasm.buffer).fill(1);
     const now = process.memoryUsage();
     watch.sample();
