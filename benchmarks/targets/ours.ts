@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { type Tensor, tensor } from '@shuffle/core';
+import { randomUniform, type Tensor, tensor } from '@shuffle/core';
 import { type Backend, type GpuStats, getNumThreads, setNumThreads } from '@shuffle/kernels';
 import type { NetworkCase, OpCase } from '../cases/case.js';
 import { namedOutputs, type OpInputs, opCall, runOp } from '../cases/inputs.js';
@@ -24,9 +24,8 @@ function layoutInputs(inputs: OpInputs, layout: TargetOptions['layout']): OpInpu
 }
 
 /**
- * `threads`: the kernels' setNumThreads while the target is open (the fast cpu backend's worker pool;
- * the pool starts here, outside any timing), restored when it closes. Left out for backends that do not
- * use the pool.
+ * `threads`: the kernels' setNumThreads while the target is open (the fast cpu backend's worker pool),
+ * restored when it closes. Left out for backends that do not use the pool.
  */
 export function syncBackendTarget(definition: {
   name: string;
@@ -58,7 +57,18 @@ class SyncBackendSession implements TargetSession {
     if (threads !== undefined) {
       setNumThreads(threads);
       this.details.threads = String(getNumThreads());
+      if (threads > 1) this.awaitWorkers();
     }
+  }
+
+  /**
+   * Workers start asynchronously (0.3-2 s: a fresh isolate loading the kernels), and the first split call
+   * blocks until they serve. One 1x1 convolution of 16.8 M multiply-adds, far above the split threshold,
+   * pays that here, so that no validation or timed run does.
+   */
+  private awaitWorkers(): void {
+    const x = randomUniform([1, 256, 16, 16], { seed: 1 });
+    this.backend.conv2d(x, randomUniform([256, 256, 1, 1], { seed: 2 }));
   }
 
   async prepareOp(c: OpCase, inputs: OpInputs): Promise<Prepared[]> {

@@ -45,7 +45,10 @@ describe('cpu-2t: the fast cpu backend on two threads', () => {
     expect(names.indexOf('cpu-2t')).toBe(names.indexOf('cpu') + 1);
     const op = cases.filter((c) => c.key === 'linear-960-1000@tiny/forward');
     expect((await run('cpu', op)).details.threads).toBe('1');
+    const before = parallelJobs();
     expect((await run('cpu-2t', op)).details.threads).toBe('2');
+    // Opening it waited for its worker with one split call (the tiny case itself is too small to split).
+    expect(parallelJobs() - before).toBe(1);
     // Closing the target restores the thread count it found.
     expect(getNumThreads()).toBe(1);
   });
