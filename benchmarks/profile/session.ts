@@ -154,7 +154,7 @@ export function profileMarkdown(profiles: readonly CaseProfile[], options: Profi
     `- **Run**: \`${command}\`, ${new Date().toISOString()}`,
     '',
     `Every call the model and the training step make to the backend is timed through a Proxy of it (benchmarks/profile/record.ts). ` +
-      `After ${options.warmup} warm-up runs, ${options.reps} runs are profiled; each figure is the median over those runs of the run's total ` +
+      `After ${options.warmup} warm-up run(s), ${options.reps} runs are profiled; each figure is the median over those runs of the run's total ` +
       "(medians of different rows may come from different runs, so shares are of the rows' sum, not of the median run). " +
       '"(outside op calls)" is the rest of the wall time: model code, copies out of the ' +
       "model's buffers, the loss's bookkeeping and, in a training step, the SGD update. Layers are the model's own (its `layers()`); " +
