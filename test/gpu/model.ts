@@ -13,6 +13,7 @@ import { assertClose, randomUniform, ShuffleArgumentError, type Tensor, type Tol
 import { cpu, createGpuBackend, type GpuBackend, type GpuMode } from '@shuffle/kernels';
 import { type ShuffleNetV1, type ShuffleNetV1Options, shuffleNetV1 } from '@shuffle/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PIPELINE_EXECUTORS } from './pipeline.js';
 
 const NETWORK: ShuffleNetV1Options = { groups: 3, width: 0.25, repeats: [1, 2, 1], numClasses: 10, inputSize: 64, seed: 7 };
 const LABELS = new Int32Array([3, 8]);
@@ -103,6 +104,39 @@ export function modelTests(mode: GpuMode): void {
     expect(gpu.stats().liveTensors).toBe(0);
   });
 
+  it('inference forwardAsync runs as one gpu.js pipeline: the op-by-op logits, the executor reported, host edits and new shapes followed', async () => {
+    const onGpu = shuffleNetV1({ ...NETWORK, backend: gpu });
+    const onCpu = shuffleNetV1(NETWORK);
+    const live = gpu.stats().liveTensors;
+    const x = input(6, 'NHWC');
+    const ops = await onGpu.forwardAsync(x, { pipeline: false });
+    const piped = await onGpu.forwardAsync(x);
+    const pipeline = onGpu.pipeline;
+    expect(PIPELINE_EXECUTORS[mode]).toContain(onGpu.lastForwardExecutor);
+    expect(pipeline?.executor).toBe(onGpu.lastForwardExecutor);
+    // Every kernel of the inference forward: 1 + 2 (stem) + 9 to 11 per unit + 2 (pool, classifier) at least.
+    expect(pipeline?.steps).toBeGreaterThan(40);
+    assertClose(await piped.read(), await ops.read(), tolerance, 'pipeline vs op-by-op logits');
+    assertClose(await piped.read(), onCpu.forward(x), tolerance, 'pipeline vs cpu logits');
+    // Parameters and buffers are pipeline inputs, read from the host at every run.
+    for (const model of [onGpu, onCpu]) {
+      model.classifier.weight.value.data[3] = 2;
+      model.units[1]?.pw2Bn.runningVar.value.data.fill(4);
+    }
+    const edited = await onGpu.forwardAsync(x);
+    assertClose(await edited.read(), onCpu.forward(x), tolerance, 'pipeline logits after host edits');
+    expect(onGpu.pipeline).toBe(pipeline);
+    expect(pipeline?.stats.runs).toBe(2);
+    // Another input shape records another pipeline (and frees the first).
+    const one = await onGpu.forwardAsync(randomUniform([1, 3, 64, 64], { seed: 8, layout: 'NHWC' }));
+    expect(onGpu.pipeline).not.toBe(pipeline);
+    expect(one.shape).toEqual([1, 10]);
+    assertClose(await one.read(), onCpu.forward(randomUniform([1, 3, 64, 64], { seed: 8, layout: 'NHWC' })), tolerance, 'batch-1 logits');
+    for (const t of [ops, piped, edited, one]) t.dispose();
+    await onGpu.releaseDevice();
+    expect(gpu.stats().liveTensors).toBe(live);
+  });
+
   it('writing a parameter or a buffer on the host changes the next forward; an unchanged one is not uploaded again', async () => {
     const onGpu = shuffleNetV1({ ...NETWORK, backend: gpu });
     const onCpu = shuffleNetV1(NETWORK);
@@ -132,6 +166,7 @@ export function modelTests(mode: GpuMode): void {
       await model.backwardAsync(dLogits);
       sgdStep(model);
       (await model.forwardAsync(x, { pipeline: false })).dispose();
+      (await model.forwardAsync(x)).dispose();
     };
     await round();
     const live = gpu.stats().liveTensors;
@@ -160,6 +195,7 @@ export function modelTests(mode: GpuMode): void {
 
     it('backwardAsync needs a training forwardAsync, the logits shape, and runs once per forward', async () => {
       const model = shuffleNetV1({ ...NETWORK, backend: gpu });
+      const live = gpu.stats().liveTensors;
       const dLogits = randomUniform([2, 10], { seed: 2 });
       await expect(model.backwardAsync(dLogits)).rejects.toThrow(/forwardAsync with \{ training: true \} first/);
       (await model.forwardAsync(input(1), { pipeline: false })).dispose();
@@ -171,7 +207,7 @@ export function modelTests(mode: GpuMode): void {
       await expect(model.forwardAsync(randomUniform([2, 4, 64, 64], { seed: 1 }))).rejects.toThrow(/3 channels/);
       await expect(model.forwardAsync(input(1), { training: 'yes' as never })).rejects.toThrow(/options.training/);
       await model.releaseDevice();
-      expect(gpu.stats().liveTensors).toBe(0);
+      expect(gpu.stats().liveTensors).toBe(live);
     });
   });
 }

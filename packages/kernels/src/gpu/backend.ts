@@ -265,7 +265,8 @@ export class GpuRuntime implements GpuContext, DeviceTensorOwner {
           fail(op, 'chain', 'a chain resolving to a device tensor or an array of them', results);
         const plan = planLaunches(launches, devices, outputs);
         if (plan.steps.length === 0) fail(op, 'chain', 'a chain that launches at least one kernel', 'none');
-        const pipeline: GpuPipeline = new ReplayPipeline(this.gpu, plan, devices, outputs, () => this.pipelines.delete(pipeline));
+        const forget = () => this.pipelines.delete(pipeline);
+        const pipeline: GpuPipeline = new ReplayPipeline(this.gpu, plan, devices, outputs, forget, this.mode === 'headlessgl');
         this.pipelines.add(pipeline);
         return pipeline;
       } finally {

@@ -68,7 +68,8 @@ export function planLaunches(
     }
     if (needed.has(at)) continue;
     needed.add(at);
-    for (const input of (launches[at] as RecordedLaunch).inputs) if (!inputIndex.has(input)) pending.push(input);
+    // A tensor from outside the chain is reported below, where the launch reading it is known.
+    for (const input of (launches[at] as RecordedLaunch).inputs) if (producer.has(input)) pending.push(input);
   }
   const stepOf = new Map<number, number>();
   const steps: Step[] = [];
@@ -105,6 +106,7 @@ export class ReplayPipeline implements GpuPipeline {
   private firstRunMs = 0;
   private runMs = 0;
   private ran = false;
+  private destroyed = false;
 
   constructor(
     gpu: GPU,
@@ -112,6 +114,13 @@ export class ReplayPipeline implements GpuPipeline {
     inputs: readonly DeviceTensor[],
     outputs: readonly DeviceTensor[],
     private readonly onDestroy: () => void,
+    /**
+     * Leave the gpu.js pipeline to gpu.destroy(): on headlessgl, destroying one broke later kernel runs
+     * of the same context (a parameter re-uploaded afterwards read back as zeros; test/gpu/model.ts
+     * catches it), so there a destroyed pipeline only stops running and its kernels and textures are
+     * freed with the backend.
+     */
+    private readonly keepUntilBackendDestroy: boolean,
   ) {
     this.inputs = inputs.map((t) => ({ shape: [...t.shape], layout: t.layout }));
     this.outputShapes = outputs.map((t) => ({ shape: [...t.shape], layout: t.layout, size: t.size }));
@@ -145,6 +154,7 @@ export class ReplayPipeline implements GpuPipeline {
 
   async run(inputs: readonly TensorArg[]): Promise<Tensor[]> {
     const op = 'GpuPipeline.run';
+    if (this.destroyed) throw new Error(`${op}: the pipeline has been destroyed`);
     if (!Array.isArray(inputs) || inputs.length !== this.inputs.length) {
       fail(op, 'inputs', `an array of ${this.inputs.length} tensors (the recorded inputs)`, inputs);
     }
@@ -166,8 +176,10 @@ export class ReplayPipeline implements GpuPipeline {
   }
 
   async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
     this.onDestroy();
-    await this.pipeline.destroy();
+    if (!this.keepUntilBackendDestroy) await this.pipeline.destroy();
   }
 }
 
