@@ -164,14 +164,13 @@ export class ShuffleV1Unit {
     const official = this.shuffle && this.shufflePlacement === 'official' ? this.shuffle : null;
     return [
       (t) => this.pw1.forwardAsync(run, t),
-      (t) => this.pw1Bn.forwardAsync(run, t, training),
-      (t) => this.pw1Relu.forwardAsync(run, t),
+      (t) => this.pw1Bn.forwardAsync(run, t, training), // and pw1Relu
       ...(paper ? [(t: DeviceTensor) => paper.forwardAsync(run, t)] : []),
       (t) => this.dw.forwardAsync(run, t),
       (t) => this.dwBn.forwardAsync(run, t, training),
       ...(official ? [(t: DeviceTensor) => official.forwardAsync(run, t)] : []),
       (t) => this.pw2.forwardAsync(run, t),
-      (t) => this.pw2Bn.forwardAsync(run, t, training),
+      (t) => this.pw2Bn.forwardAsync(run, t, training), // and outRelu, in a stride-2 unit
     ];
   }
 
@@ -180,19 +179,15 @@ export class ShuffleV1Unit {
     const branch = await chainAsync(x, this.branchSteps(run, training), (t) => run.release(t));
     if (this.shortcutPool === null) {
       this.deviceJoined = [x, branch];
-      const sum = await run.gpu.add(x, branch);
+      const y = await run.gpu.addRelu(x, branch); // outRelu after the add
       run.release(branch);
-      const y = await this.outRelu.forwardAsync(run, sum);
-      run.release(sum);
       return y;
     }
     const shortcut = await this.shortcutPool.forwardAsync(run, x);
-    const activated = await this.outRelu.forwardAsync(run, branch);
-    run.release(branch);
-    this.deviceJoined = [shortcut, activated];
-    const y = await run.gpu.concat([shortcut, activated]);
+    this.deviceJoined = [shortcut, branch];
+    const y = await run.gpu.concat([shortcut, branch]);
     run.release(shortcut);
-    run.release(activated);
+    run.release(branch);
     return y;
   }
 
@@ -204,17 +199,14 @@ export class ShuffleV1Unit {
     let dShortcutX: DeviceTensor;
     let dBranch: DeviceTensor;
     if (this.shortcutPool === null) {
-      const dSum = await this.outRelu.backwardAsync(run, dy);
-      const { da, db } = await run.gpu.addBackward(dSum, ...joined);
-      dSum.dispose();
+      const { da, db } = await run.gpu.addReluBackward(dy, ...joined);
       dShortcutX = da;
       dBranch = db;
     } else {
       const [dShortcut, dActivated] = (await run.gpu.concatBackward(dy, joined)).dxs as [DeviceTensor, DeviceTensor];
       dShortcutX = await this.shortcutPool.backwardAsync(run, dShortcut);
-      dBranch = await this.outRelu.backwardAsync(run, dActivated);
       dShortcut.dispose();
-      dActivated.dispose();
+      dBranch = dActivated;
     }
     const paper = this.shuffle && this.shufflePlacement === 'paper' ? this.shuffle : null;
     const official = this.shuffle && this.shufflePlacement === 'official' ? this.shuffle : null;
@@ -227,7 +219,6 @@ export class ShuffleV1Unit {
       back(this.dwBn),
       back(this.dw),
       ...(paper ? [back(paper)] : []),
-      back(this.pw1Relu),
       back(this.pw1Bn),
       back(this.pw1),
     ];
@@ -496,7 +487,6 @@ export class ShuffleNetV1 implements Model {
         back(this.globalPool),
         ...[...this.units].reverse().map(back),
         ...(this.maxPool ? [back(this.maxPool)] : []),
-        back(this.firstRelu),
         back(this.firstBn),
         back(this.firstConv),
       ];
@@ -514,8 +504,7 @@ export class ShuffleNetV1 implements Model {
     const input = uploaded ?? (x as DeviceTensor);
     const steps = [
       (t: DeviceTensor) => this.firstConv.forwardAsync(run, t),
-      (t: DeviceTensor) => this.firstBn.forwardAsync(run, t, training),
-      (t: DeviceTensor) => this.firstRelu.forwardAsync(run, t),
+      (t: DeviceTensor) => this.firstBn.forwardAsync(run, t, training), // and firstRelu
       ...(this.maxPool ? [(t: DeviceTensor) => (this.maxPool as MaxPool2d).forwardAsync(run, t, training)] : []),
       ...this.units.map((unit) => (t: DeviceTensor) => unit.forwardAsync(run, t, training)),
       (t: DeviceTensor) => this.globalPool.forwardAsync(run, t),

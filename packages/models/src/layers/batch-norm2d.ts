@@ -92,9 +92,11 @@ export class BatchNorm2d extends Layer {
     ] as const;
     if (!training) {
       this.deviceState = null;
-      return run.gpu.batchNorm2d(...args, this.options(false));
+      return this.fusedRelu ? run.gpu.batchNormRelu2d(...args, this.options(false)) : run.gpu.batchNorm2d(...args, this.options(false));
     }
-    const { y, saved } = await run.gpu.batchNorm2dWithSaved(...args, this.options(true));
+    const { y, saved } = this.fusedRelu
+      ? await run.gpu.batchNormRelu2dWithSaved(...args, this.options(true))
+      : await run.gpu.batchNorm2dWithSaved(...args, this.options(true));
     this.deviceState = { x, saved };
     run.release(saved.mean);
     run.release(saved.invStd);
@@ -103,7 +105,11 @@ export class BatchNorm2d extends Layer {
 
   async backwardAsync(run: DeviceRun, dy: DeviceTensor): Promise<DeviceTensor> {
     const { x, saved } = this.saved(this.deviceState);
-    const { dx, dgamma, dbeta } = await run.gpu.batchNorm2dBackward(dy, x, run.device(this.gamma.value), saved, this.options(true));
+    const gamma = run.device(this.gamma.value);
+    const options = this.options(true);
+    const { dx, dgamma, dbeta } = this.fusedRelu
+      ? await run.gpu.batchNormRelu2dBackward(dy, x, gamma, run.device(this.beta.value), saved, options)
+      : await run.gpu.batchNorm2dBackward(dy, x, gamma, saved, options);
     run.gradient(this.gamma, dgamma);
     run.gradient(this.beta, dbeta);
     return dx;
