@@ -1,6 +1,6 @@
 import { Tensor } from '@shuffle/core';
-import { reluOf } from '../batch-norm2d/cpu.js';
 import { resultF32 } from '../common/arena.js';
+import { reluOf } from '../relu/cpu.js';
 import { addReluReference } from './reference.js';
 import { type AddReluOps, checkAddRelu, checkAddReluBackward } from './spec.js';
 

@@ -1,5 +1,5 @@
 import { Tensor } from '@shuffle/core';
-import { resultF32 } from '../common/arena.js';
+import { resultCopyF32, resultF32 } from '../common/arena.js';
 import { addReference } from './reference.js';
 import { type AddOps, checkAdd, checkAddBackward } from './spec.js';
 
@@ -25,11 +25,6 @@ export const addCpu: AddOps = {
   addBackward(dy, a, b) {
     checkAddBackward(dy, a, b);
     if (a.dtype === 'float64') return addReference.addBackward(dy, a, b);
-    const copy = () => {
-      const d = resultF32(dy.size);
-      d.set(dy.data);
-      return d;
-    };
-    return { da: new Tensor(copy(), a.shape, a.layout), db: new Tensor(copy(), b.shape, b.layout) };
+    return { da: new Tensor(resultCopyF32(dy.data), a.shape, a.layout), db: new Tensor(resultCopyF32(dy.data), b.shape, b.layout) };
   },
 };

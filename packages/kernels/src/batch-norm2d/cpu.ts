@@ -1,5 +1,6 @@
 import { Tensor } from '@shuffle/core';
-import { resultF32, resultF64 } from '../common/arena.js';
+import { resultCopyF64, resultF32 } from '../common/arena.js';
+import { reluOf } from '../relu/cpu.js';
 import { batchNorm2dReference } from './reference.js';
 import {
   type BatchNorm2dGeometry,
@@ -57,13 +58,6 @@ function ensureRows(channels: number): void {
   partialSquares = new Float64Array(channels);
 }
 
-/** The first `channels` values of a per-channel row, as a result (saved statistics outlive the rows). */
-function copyRow(row: Float64Array, channels: number): Float64Array {
-  const copy = resultF64(channels);
-  copy.set(row.subarray(0, channels));
-  return copy;
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Forward kernels
 
@@ -74,17 +68,6 @@ function copyRow(row: Float64Array, channels: number): Float64Array {
 function affineRun(x: Float32Array, y: Float32Array, start: number, end: number, step: number, s: number, t: number, relu: boolean): void {
   if (relu) for (let i = start; i < end; i += step) y[i] = reluOf((x[i] as number) * s + t);
   else for (let i = start; i < end; i += step) y[i] = (x[i] as number) * s + t;
-}
-
-/**
- * relu(v) without a data-dependent branch: (v + |v|) / 2 is v for v > 0 (exactly: 2v and the halving are
- * exact), +0 for v <= 0 (-0 included) and NaN for NaN, as relu is. Only -Infinity would give NaN
- * (-Inf + Inf); it is tested for, a branch that is never taken in practice and so always predicted.
- * Activations are about half negative in no pattern, so `v > 0 ? v : 0` and Math.max (which V8 compiles
- * with branches for NaN and -0) mispredict half the time: measured 6-7x slower than this on 2M values.
- */
-export function reluOf(v: number): number {
-  return v === Number.NEGATIVE_INFINITY ? 0 : (v + Math.abs(v)) * 0.5;
 }
 
 /** y = x * scale[c] + shift[c] (then relu if asked) over NCHW planes. */
@@ -307,7 +290,10 @@ export function batchNormKernel(
   }
 
   const y = new Tensor(out, x.shape, x.layout);
-  const saved = keepSaved ? { mean: copyRow(mean, channels), invStd: copyRow(invStd, channels) } : undefined;
+  // Saved statistics outlive the module's per-channel rows: copies, as results.
+  const saved = keepSaved
+    ? { mean: resultCopyF64(mean.subarray(0, channels)), invStd: resultCopyF64(invStd.subarray(0, channels)) }
+    : undefined;
   return { y, saved };
 }
 

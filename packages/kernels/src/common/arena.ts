@@ -28,10 +28,6 @@ export interface TensorArenaStats {
   allocations: number;
 }
 
-/**
- * Recycles the memory of the cpu kernels' results from one run of a fixed computation to the next.
- * Results made inside `run` are valid until the next `run` of the same arena.
- */
 export interface TensorArenaOptions {
   /**
    * Fill every buffer handed out for a result that its kernel promises to write in full with NaN first
@@ -41,6 +37,12 @@ export interface TensorArenaOptions {
   poison?: boolean;
 }
 
+/**
+ * Recycles the memory of the cpu kernels' results from one run of a fixed computation to the next.
+ * Results made inside `run` are valid until the next `run` of the same arena, which overwrites them: so
+ * never feed a run's result into the next run of the same arena (`state = arena.run(() => step(state))`
+ * lets a kernel overwrite its own input); copy it out first (`.clone()`), as the models do.
+ */
 export class TensorArena {
   private readonly buffers: Buffer[] = [];
   private readonly poison: boolean;
@@ -52,19 +54,34 @@ export class TensorArena {
     this.poison = options.poison === true;
   }
 
-  /** Runs `fn` with every cpu kernel result drawn from this arena, in call order. */
+  /**
+   * Runs `fn` with every cpu kernel result drawn from this arena, in call order. `fn` must be synchronous:
+   * the arena is active only until it returns, so whatever an async function computed after its first
+   * await would silently be fresh memory.
+   */
   run<T>(fn: () => T): T {
     if (this.running)
-      fail('TensorArena.run', 'fn', 'no nested run of the same arena (its results would overwrite each other)', 'a nested run');
+      fail('TensorArena.run', 'this', 'an arena that is not already running (no nested run of the same arena)', 'a nested run');
+    if (typeof fn !== 'function') fail('TensorArena.run', 'fn', 'a function', fn);
     this.running = true;
     this.cursor = 0;
     active.push(this);
+    let result: T;
     try {
-      return fn();
+      result = fn();
     } finally {
       active.pop();
       this.running = false;
     }
+    if (typeof (result as { then?: unknown } | null)?.then === 'function') {
+      fail(
+        'TensorArena.run',
+        'fn',
+        'a synchronous function (the arena serves only until fn returns)',
+        'a function that returned a promise',
+      );
+    }
+    return result;
   }
 
   stats(): TensorArenaStats {
@@ -120,6 +137,20 @@ export function zeroedF32(length: number): Float32Array {
 /** A result of float64 values written in full (batch norm's saved statistics). */
 export function resultF64(length: number): Float64Array {
   return resultBuffer('f64', length, false);
+}
+
+/** A float32 result holding a copy of `source` (its length, every element written). */
+export function resultCopyF32(source: ArrayLike<number>): Float32Array {
+  const copy = resultF32(source.length);
+  copy.set(source);
+  return copy;
+}
+
+/** A float64 result holding a copy of `source`. */
+export function resultCopyF64(source: ArrayLike<number>): Float64Array {
+  const copy = resultF64(source.length);
+  copy.set(source);
+  return copy;
 }
 
 /** A result of int32 values written in full (max pooling's argmax). */

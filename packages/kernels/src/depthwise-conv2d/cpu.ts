@@ -1,5 +1,5 @@
 import { Tensor } from '@shuffle/core';
-import { resultF32, zeroedF32 } from '../common/arena.js';
+import { resultCopyF32, resultF32, zeroedF32 } from '../common/arena.js';
 import { scratchF32 } from '../common/scratch.js';
 import { tapBegin, tapEnd } from '../common/window.js';
 import { depthwiseConv2dReference } from './reference.js';
@@ -735,13 +735,6 @@ function backward(
 let weightGradSums = new Float64Array(0);
 let biasGradSums = new Float64Array(0);
 
-/** float64 gradient sums rounded into a float32 result. */
-function toF32(sums: Float64Array): Float32Array {
-  const out = resultF32(sums.length);
-  out.set(sums);
-  return out;
-}
-
 export const depthwiseConv2dCpu: DepthwiseConv2dOps = {
   depthwiseConv2d(x, weight, options?: DepthwiseConv2dOptions) {
     const g = depthwiseConv2dGeometry('depthwiseConv2d', x, weight, options);
@@ -762,9 +755,9 @@ export const depthwiseConv2dCpu: DepthwiseConv2dOps = {
     const dx = zeroedF32(x.size);
     const nhwc = x.layout === 'NHWC';
     backward(dy.data as Float32Array, x.data as Float32Array, weight.data as Float32Array, dx, dweightSums, dbiasSums, g, nhwc);
-    const dweight = new Tensor(toF32(dweightSums), weight.shape, weight.layout);
+    const dweight = new Tensor(resultCopyF32(dweightSums), weight.shape, weight.layout);
     const grads = { dx: new Tensor(dx, x.shape, x.layout), dweight };
     if (g.bias === undefined) return grads;
-    return { ...grads, dbias: new Tensor(toF32(dbiasSums), g.bias.shape) };
+    return { ...grads, dbias: new Tensor(resultCopyF32(dbiasSums), g.bias.shape) };
   },
 };

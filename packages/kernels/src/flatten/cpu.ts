@@ -1,5 +1,5 @@
 import { Tensor } from '@shuffle/core';
-import { resultF32 } from '../common/arena.js';
+import { resultCopyF32, resultF32 } from '../common/arena.js';
 import { flattenReference } from './reference.js';
 import { checkFlattenBackward, type FlattenOps, flattenShape } from './spec.js';
 
@@ -43,17 +43,11 @@ function isRowMajor(x: Tensor): boolean {
   return channels === 1 || height * width === 1;
 }
 
-function copyOf(data: Float32Array): Float32Array {
-  const copy = resultF32(data.length);
-  copy.set(data);
-  return copy;
-}
-
 export const flattenCpu: FlattenOps = {
   flatten(x) {
     const outShape = flattenShape('flatten', x);
     if (x.dtype === 'float64') return flattenReference.flatten(x);
-    if (isRowMajor(x)) return new Tensor(copyOf(x.data as Float32Array), outShape);
+    if (isRowMajor(x)) return new Tensor(resultCopyF32(x.data), outShape);
     const [batch, channels, height, width] = x.shape as [number, number, number, number];
     const y = resultF32(x.size);
     nhwcToChw(x.data as Float32Array, y, batch, channels, height * width);
@@ -63,7 +57,7 @@ export const flattenCpu: FlattenOps = {
   flattenBackward(dy, x) {
     checkFlattenBackward(dy, x);
     if (x.dtype === 'float64') return flattenReference.flattenBackward(dy, x);
-    if (isRowMajor(x)) return { dx: new Tensor(copyOf(dy.data as Float32Array), x.shape, x.layout) };
+    if (isRowMajor(x)) return { dx: new Tensor(resultCopyF32(dy.data), x.shape, x.layout) };
     const [batch, channels, height, width] = x.shape as [number, number, number, number];
     const dx = resultF32(x.size);
     chwToNhwc(dy.data as Float32Array, dx, batch, channels, height * width);
