@@ -35,6 +35,19 @@ describe('ShuffleNet v1 g3 1.0x at 224x224, batch 1, cpu backend', () => {
     expect(Math.max(...growths)).toBeLessThanOrEqual(logitsBytes);
   });
 
+  it('releaseMemory drops the recycled buffers: the next forward allocates afresh and computes the same logits', () => {
+    setNumThreads(1);
+    const x = randomUniform([1, 3, 224, 224], { seed: 1 });
+    const before = model.forward(x);
+    model.releaseMemory();
+    let after = before;
+    const growth = arrayBufferGrowth(() => {
+      after = model.forward(x);
+    });
+    expect(growth).toBeGreaterThan(1_000_000);
+    expect(Array.from(after.data)).toEqual(Array.from(before.data));
+  });
+
   it('the measurement sees fresh results: the same layers outside an arena allocate megabytes', () => {
     setNumThreads(1);
     const x = randomUniform([1, 3, 224, 224], { seed: 1 });

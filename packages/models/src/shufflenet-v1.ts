@@ -85,7 +85,7 @@ export class ShuffleV1Unit {
       rng,
     });
     // The ReLUs after pw1's BN, after pw2's BN in a stride-2 unit, and after the add in a stride-1 unit run
-    // inside the op before them (batchNormRelu2d, addRelu) on the synchronous path; they stay layers of their own.
+    // inside the op before them (batchNormRelu2d, addRelu), on every backend; they stay layers of their own.
     this.pw1Bn = new BatchNorm2d(backend, `${name}.pw1.bn`, { key: `${main1}.1`, channels: mid, dtype, relu: true });
     this.pw1Relu = new ReLU(backend, `${name}.pw1.relu`);
     this.dw = new DepthwiseConv2d(backend, `${name}.dw`, {
@@ -339,7 +339,7 @@ export class ShuffleNetV1 implements Model {
       dtype,
       rng,
     });
-    // Its ReLU runs inside it (batchNormRelu2d) on the synchronous path, and stays a layer of its own.
+    // Its ReLU runs inside it (batchNormRelu2d), and stays a layer of its own.
     this.firstBn = new BatchNorm2d(backend, 'conv1.bn', { key: 'first_conv.1', channels: channels.conv1, dtype, relu: true });
     this.firstRelu = new ReLU(backend, 'conv1.relu');
     this.maxPool = stem === 'imagenet' ? new MaxPool2d(backend, 'maxpool', { kernelSize: 3, stride: 2, padding: 1 }) : null;
@@ -423,6 +423,15 @@ export class ShuffleNetV1 implements Model {
       d = this.firstBn.backward(d);
       return this.firstConv.backward(d).clone();
     });
+  }
+
+  /**
+   * Drops the recycled memory of forward and backward on a synchronous backend (hundreds of MB after a
+   * batch-8 224x224 training step), e.g. before switching to small inference batches. The next pass
+   * allocates afresh; what the last forward saved for backward stays valid until the next forward.
+   */
+  releaseMemory(): void {
+    for (const arena of Object.values(this.arenas)) arena.clear();
   }
 
   /**

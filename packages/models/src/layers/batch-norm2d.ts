@@ -14,8 +14,8 @@ export interface BatchNorm2dLayerOptions {
   /** Default 1e-5 (PyTorch). */
   eps?: number;
   /**
-   * A ReLU follows, and the synchronous forward and backward run both as one op (batchNormRelu2d: one
-   * pass over memory instead of two). The model still lists that ReLU as a layer of its own. Default false.
+   * A ReLU follows, and forward and backward (and their async forms) run both as one op (batchNormRelu2d:
+   * one pass over memory instead of two). The model still lists that ReLU as a layer of its own. Default false.
    */
   relu?: boolean;
 }

@@ -1,13 +1,14 @@
 import type { Tensor } from '@shuffle/core';
-import type { DeviceTensor } from '@shuffle/kernels';
-import type { DeviceRun } from '../device-run.js';
 import type { LayerInfo } from '../model.js';
 import { Layer } from './layer.js';
 
-/** max(x, 0). Forward saves x (the backward passes dy where x > 0). */
+/**
+ * max(x, 0). Forward saves x (the backward passes dy where x > 0). In ShuffleNetV1 every ReLU runs fused
+ * into the op before it (batchNormRelu2d, addRelu), so there these layers only describe themselves;
+ * the batch-norm-folded model runs them.
+ */
 export class ReLU extends Layer {
   private x: Tensor | null = null;
-  private deviceX: DeviceTensor | null = null;
 
   forward(x: Tensor): Tensor {
     this.x = x;
@@ -16,15 +17,6 @@ export class ReLU extends Layer {
 
   backward(dy: Tensor): Tensor {
     return this.backend.reluBackward(dy, this.saved(this.x)).dx;
-  }
-
-  async forwardAsync(run: DeviceRun, x: DeviceTensor): Promise<DeviceTensor> {
-    this.deviceX = x;
-    return run.gpu.relu(x);
-  }
-
-  async backwardAsync(run: DeviceRun, dy: DeviceTensor): Promise<DeviceTensor> {
-    return (await run.gpu.reluBackward(dy, this.saved(this.deviceX))).dx;
   }
 
   describe(inShape: readonly number[]): LayerInfo {
