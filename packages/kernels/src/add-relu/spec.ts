@@ -17,5 +17,5 @@ export function checkAddRelu(a: Tensor, b: Tensor): void {
 }
 
 export function checkAddReluBackward(dy: Tensor, a: Tensor, b: Tensor): void {
-  checkAddBackward(dy, a, b, 'addReluBackward');
+  checkAddBackward(dy, a, b, 'addReluBackward', 'addRelu');
 }

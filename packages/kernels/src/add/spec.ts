@@ -16,12 +16,12 @@ export function checkAdd(a: Tensor, b: Tensor, op = 'add'): void {
   checkSameDType(op, { a, b });
 }
 
-export function checkAddBackward(dy: Tensor, a: Tensor, b: Tensor, op = 'addBackward'): void {
+export function checkAddBackward(dy: Tensor, a: Tensor, b: Tensor, op = 'addBackward', forward = 'add'): void {
   checkTensor(op, 'a', a);
   checkTensor(op, 'b', b);
   checkTensor(op, 'dy', dy);
   checkShapeEquals(op, 'b', b.shape, a.shape, "a's shape");
-  checkShapeEquals(op, 'dy', dy.shape, a.shape, `${op.replace(/Backward$/, '')}'s output shape`);
+  checkShapeEquals(op, 'dy', dy.shape, a.shape, `${forward}'s output shape`);
   checkSameLayout(op, { a, b, dy });
   checkSameDType(op, { a, b, dy });
 }

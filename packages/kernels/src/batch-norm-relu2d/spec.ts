@@ -55,5 +55,5 @@ export function checkBatchNormRelu2dBackward(
 ): BatchNorm2dGeometry {
   const op = 'batchNormRelu2dBackward';
   if (beta === undefined) fail(op, 'beta', "a 1-D tensor [C] (the forward's beta: the ReLU's mask depends on it)", beta);
-  return checkBatchNorm2dBackward(dy, x, gamma, saved, options, op, beta);
+  return checkBatchNorm2dBackward(dy, x, gamma, saved, options, op, beta, 'batchNormRelu2d');
 }

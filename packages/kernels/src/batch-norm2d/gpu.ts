@@ -130,7 +130,9 @@ const NORMALIZE = defineKernel(
 
 /*
  * batchNormRelu2d's backward starts from dz = dy where the forward's pre-activation z > 0, else 0, with
- * z recomputed from the saved statistics by NORMALIZE's expression.
+ * z recomputed from the saved statistics by NORMALIZE's expression. On the float32 modes a shader
+ * compiler may contract the two kernels' multiply-adds differently, so a z within rounding of 0 may be
+ * masked otherwise than the forward's output; such a value's gradient is the kink's anyway.
  */
 const RELU_MASK = defineKernel(
   'batchNormReluMask',

@@ -97,8 +97,8 @@ export function checkBatchNorm2dBackward(
   options?: unknown,
   op = 'batchNorm2dBackward',
   beta?: unknown,
+  forward = 'batchNorm2d',
 ): BatchNorm2dGeometry {
-  const forward = op.replace(/Backward$/, '');
   const geometry = checkXAndOptions(op, x, options);
   checkPerChannel(op, 'gamma', gamma, geometry.channels);
   if (beta !== undefined) checkPerChannel(op, 'beta', beta, geometry.channels);
