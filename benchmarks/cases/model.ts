@@ -27,6 +27,17 @@ export interface ContractModel {
   backwardAsync?(dLogits: unknown): Promise<unknown>;
   parameters(): ContractParameter[];
   buffers?(): { name: string; value: Tensor }[];
+  /** On a gpu backend: how the last forwardAsync ran, 'ops' (op by op) or the gpu.js executor of its inference pipeline. */
+  readonly lastForwardExecutor?: string | null;
+  /** On a gpu backend: the inference pipeline the last inference forwardAsync ran (recorded at its first call for a shape). */
+  readonly pipeline?: ContractPipeline | null;
+}
+
+/** What the benchmarks read of a model's inference pipeline (a GpuPipeline of @shuffle/kernels). */
+export interface ContractPipeline {
+  readonly executor: string | null;
+  /** Runs so far, the first run's time (gpu.js compiles the plan then) and the later runs' total. */
+  readonly stats: { runs: number; firstRunMs: number; runMs: number };
 }
 
 interface ModelsModule {

@@ -43,7 +43,9 @@ function phaseCells(record: RunRecord, r: CaseResult, markdown: boolean, withHos
   const t = r.timing;
   if (!p || !t) return [];
   const mode = p.executor ? `${r.target} (${p.executor})` : r.target;
-  const compile = `${formatMs(p.compileMs)}${markdown ? ` (${p.kernels} kernel${p.kernels === 1 ? '' : 's'}; first call ${formatMs(p.firstCallMs)})` : ''}`;
+  const pipeline = p.pipelineFirstRunMs === undefined ? '' : `; pipeline recorded, first run ${formatMs(p.pipelineFirstRunMs)}`;
+  const kernels = `${p.kernels} kernel${p.kernels === 1 ? '' : 's'}`;
+  const compile = `${formatMs(p.compileMs)}${markdown ? ` (${kernels}${pipeline}; first call ${formatMs(p.firstCallMs)})` : ''}`;
   return [
     mode,
     compile,
@@ -143,9 +145,18 @@ export function phaseSection(record: RunRecord, table: (header: string[], rows: 
     "- **readback**: that second read, on an idle device, and the reads the call made itself, by the backend's read counter (a training step reads its " +
       'gradients inside backwardAsync: those include the wait for device work queued before them);',
     '- **host**: training steps only, the SGD update of the host parameters;',
+    "- **mode (executor)**: for the whole-network cases, how the model's forward ran: `ops` (op by op: training steps, and forwards " +
+      'without a pipeline) or the gpu.js executor of its inference pipeline (`fused-threaded`, `fused-sync`, `fused-encoder`, `generic`);',
     `- **vs cpu**: our \`${CPU_TARGET}\` backend's median for the same case in this run divided by the mode's (above 1: faster than cpu), for the whole call and for run alone.`,
     '',
     'The phase medians come from other runs than the total and need not add up to it. A \\* after run (for the phase runs) or after the total marks runs timed while other processes were busy.',
+    '',
+    'A whole-network forward that ran as the inference pipeline (an executor other than `ops`) falls into the phases as follows: ' +
+      "**compile** is the first call's wall time less its uploads and reads: recording the pipeline (one op-by-op forward, compiling its kernels) " +
+      "and gpu.js's first run of it, which compiles the plan (shown beside it); **upload** is x, and the logits, which the pipeline returns on the host " +
+      'and the model uploads again (forwardAsync resolves to a device tensor; the logits are a few KiB); **run** is the pipeline call, which copies ' +
+      'x and every parameter to the device, runs every step and reads the outputs back inside gpu.js, where these transfers cannot be told apart; ' +
+      '**readback** is the read of the device x that the pipeline takes as a host array, and the read of the logits.',
     '',
   );
   const summary = standings(record);

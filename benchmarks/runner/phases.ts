@@ -35,6 +35,11 @@ export interface FirstCall {
   wallMs: number;
   compileMs: number;
   kernels: number;
+  /**
+   * When the call recorded a model's inference pipeline: gpu.js's first run of it, where it compiles the
+   * plan (part of compileMs, which is then the whole call less its transfers: see targets/ours.ts).
+   */
+  pipelineFirstRunMs?: number;
 }
 
 /** What a phased target adds to a Prepared. */
@@ -44,7 +49,7 @@ export interface PhasedPrepared extends Prepared {
     sample(): Promise<PhaseSample>;
     /** Recorded by the first `run()` (the runner's validation run); undefined before it. */
     firstCall(): FirstCall | undefined;
-    /** Which gpu.js executor ran the call, when the target knows (a model's pipeline). */
+    /** How a model's forward ran, when the target knows: 'ops' (op by op), or the gpu.js executor of its inference pipeline. */
     executor?(): string | undefined;
   };
 }
@@ -64,6 +69,8 @@ export interface PhaseResult {
   compileMs: number;
   /** Kernels the first call compiled. */
   kernels: number;
+  /** See FirstCall: a model's inference pipeline recorded by the first call, and gpu.js's first run of it. */
+  pipelineFirstRunMs?: number;
   firstCallMs: number;
   upload: PhaseStat;
   run: PhaseStat;
@@ -103,6 +110,7 @@ export async function measurePhases(p: PhasedPrepared, o: TimingOptions): Promis
   return {
     compileMs: first.compileMs,
     kernels: first.kernels,
+    pipelineFirstRunMs: first.pipelineFirstRunMs,
     firstCallMs: first.wallMs,
     upload: stat(samples.map((s) => s.uploadMs)),
     run: stat(samples.map((s) => s.runMs)),

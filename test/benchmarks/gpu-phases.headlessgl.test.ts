@@ -19,7 +19,7 @@ await describeGpuMode('headlessgl', () => {
     expectOpPhases(record, 'gpu-headlessgl');
   });
 
-  it('the whole-network cases are split too, or say why they cannot run', () => {
+  it("the whole-network cases run and are split too (a forward as the model's pipeline)", () => {
     expectNetworkPhases(record, 'gpu-headlessgl');
   });
 

@@ -21,7 +21,7 @@ describe('gpu benchmark phases (cpu and webasm modes)', () => {
     expectOpPhases(record, target);
   });
 
-  it.each(GPU)('%s: the whole-network cases are split too, or say why they cannot run', (target) => {
+  it.each(GPU)("%s: the whole-network cases run and are split too (a forward as the model's pipeline)", (target) => {
     expectNetworkPhases(record, target);
   });
 

@@ -97,25 +97,40 @@ export function expectOpPhases(record: RunRecord, target: string): void {
   }
 }
 
-/** The whole-network cases: split like the ops once the model runs on the backend, else unsupported with the reason. */
+/** gpu.js's pipeline executors (GpuPipelineExecutor): how an inference forward ran as the model's pipeline. */
+const PIPELINE_EXECUTORS = ['fused-threaded', 'fused-sync', 'fused-encoder', 'generic'];
+
+/**
+ * The whole-network cases, which the model runs on every gpu mode: valid and split like the ops. The
+ * forward runs as the model's inference pipeline, whose recording and first run are the compile; a
+ * training step runs op by op.
+ */
 export function expectNetworkPhases(record: RunRecord, target: string): void {
   const keys = record.cases.filter((c) => c.suite !== 'ops').map((c) => c.key);
   expect(keys.length).toBeGreaterThan(0);
   for (const key of keys) {
     const r = record.results.find((x) => x.target === target && x.caseKey === key);
     const where = `${target} ${key}: ${r?.status} ${r?.reason ?? ''}`;
-    if (r?.status === 'unsupported') {
-      expect(r.reason, where).toMatch(/forwardAsync|backwardAsync/);
-      continue;
-    }
     expect(r?.status, where).toBe('ok');
     expect(r?.validation?.ok, where).toBe(true);
     const p = r?.phases;
-    expect(p?.kernels, where).toBeGreaterThan(0);
-    for (const phase of ['upload', 'run', 'readback'] as const) expectStat(p?.[phase], `${where} ${phase}`);
+    expect(p, where).toBeDefined();
+    if (!p) return;
+    expect(p.kernels, where).toBeGreaterThan(0);
+    for (const phase of ['upload', 'run', 'readback'] as const) expectStat(p[phase], `${where} ${phase}`);
     // At least x each call; a training step uploads its updated weights again.
-    expect(p?.uploads, where).toBeGreaterThanOrEqual(1);
-    if (r?.direction === 'train') expectStat(p?.host, `${where} host`);
+    expect(p.uploads, where).toBeGreaterThanOrEqual(1);
+    expect(p.firstCallMs, where).toBeGreaterThanOrEqual(p.compileMs);
+    if (r?.direction === 'train') {
+      expectStat(p.host, `${where} host`);
+      expect(p.executor, where).toBe('ops');
+      expect(p.pipelineFirstRunMs, where).toBeUndefined();
+    } else {
+      expect(PIPELINE_EXECUTORS, where).toContain(p.executor);
+      // The compile holds the pipeline's first run (gpu.js compiling the plan) and its recording before it.
+      expect(p.pipelineFirstRunMs, where).toBeGreaterThan(0);
+      expect(p.compileMs, where).toBeGreaterThan(p.pipelineFirstRunMs ?? Number.POSITIVE_INFINITY);
+    }
   }
 }
 
@@ -126,7 +141,10 @@ export function expectPhaseReports(record: RunRecord, targets: string[]): void {
   expect(section).toContain('## GPU modes: compile, upload, run, readback');
   for (const target of targets) {
     for (const r of record.results.filter((x) => x.target === target && x.phases)) {
-      expect(rows.some((row) => row[0] === r.caseKey && row[1]?.startsWith(target))).toBe(true);
+      // The mode cell names how a network case ran (its executor), in both reports.
+      const mode = r.phases?.executor ? `${target} (${r.phases.executor})` : target;
+      expect(rows.some((row) => row[0] === r.caseKey && row[1] === mode)).toBe(true);
+      expect(section, `${r.caseKey} ${mode}`).toContain(`${r.caseKey} | ${mode} | `);
       const cpu = record.results.find((x) => x.target === 'cpu' && x.caseKey === r.caseKey);
       const ratio = versusCpu(record, r.caseKey, r.timing?.medianMs ?? 0);
       expect(ratio).toBeCloseTo((cpu?.timing?.medianMs ?? Number.NaN) / (r.timing?.medianMs ?? Number.NaN), 12);
