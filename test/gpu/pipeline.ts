@@ -2,7 +2,8 @@
  * gpu.createPipeline per mode: a chain of ops recorded once and replayed as one gpu.js pipeline gives
  * what the same ops give one by one, reports the executor gpu.js ran (fused on webasm and webgpu, generic
  * with a reason elsewhere), replays only the launches its results need, reads each run's inputs afresh,
- * leaves no device tensors behind, and refuses what it cannot replay.
+ * leaves no device tensors behind (and frees none of the caller's), shows in the backend's stats, and
+ * refuses what it cannot replay.
  */
 import { assertClose, randomUniform, ShuffleArgumentError, type Tensor } from '@shuffle/core';
 import { createGpuBackend, type DeviceTensor, type GpuBackend, type GpuMode, type GpuPipelineExecutor } from '@shuffle/kernels';
@@ -70,6 +71,21 @@ export function pipelineTests(mode: GpuMode): void {
     if (pipeline.executor === 'generic') expect(pipeline.fallbackReason).toMatch(/fused/);
     else expect(pipeline.fallbackReason).toBeNull();
     expect(pipeline.stats.runs).toBe(2);
+    // The backend's stats count the pipeline, and its first run (gpu.js compiles the plan then) as compile time.
+    expect(gpu.stats().pipelines.live).toBe(1);
+    expect(gpu.stats().pipelines.fixedKernels).toBeGreaterThanOrEqual(5);
+    const before = gpu.stats();
+    const other = await gpu.createPipeline((...t) => chain(t as Inputs), [first.x, first.weight, first.skip, first.fc]);
+    await other.run([first.x, first.weight, first.skip, first.fc]);
+    const after = gpu.stats();
+    expect(after.pipelines.runs - before.pipelines.runs).toBe(1);
+    expect(after.pipelines.firstRunMs - before.pipelines.firstRunMs).toBeCloseTo(other.stats.firstRunMs, 6);
+    expect(after.compileMs - before.compileMs).toBeCloseTo(other.stats.firstRunMs, 6);
+    expect(after.pipelines.fixedKernels).toBe(before.pipelines.fixedKernels);
+    expect(after.pipelines.live).toBe(2);
+    await other.destroy();
+    expect(gpu.stats().pipelines.live).toBe(1);
+    expect(gpu.stats().pipelines.held).toBe(mode === 'headlessgl' ? 1 : 0);
     // A device tensor input is read back (pipelines take host arrays) and gives the same result.
     const values = hosts(10);
     const x = gpu.upload(values.x);
@@ -78,6 +94,7 @@ export function pipelineTests(mode: GpuMode): void {
     x.dispose();
     expect(gpu.stats().liveTensors).toBe(live);
     await pipeline.destroy();
+    await expect(pipeline.run([values.x, values.weight, values.skip, values.fc])).rejects.toThrow(ShuffleArgumentError);
     await expect(pipeline.run([values.x, values.weight, values.skip, values.fc])).rejects.toThrow(/destroyed/);
   });
 
@@ -113,6 +130,38 @@ export function pipelineTests(mode: GpuMode): void {
     expect(gpu.stats().liveTensors).toBe(live);
     await expect(gpu.createPipeline('relu' as never, [x])).rejects.toThrow(ShuffleArgumentError);
     await expect(gpu.createPipeline(async () => outside, [x])).rejects.toThrow(/made outside it/);
+    expect(outside.disposed).toBe(false);
+    // An input returned as a result is the caller's too.
+    const xd = gpu.upload(x);
+    const identity = await gpu.createPipeline(async (d) => [await gpu.relu(d as DeviceTensor), d as DeviceTensor], [xd]);
+    expect(xd.disposed).toBe(false);
+    expect(identity.steps).toBe(1);
+    await identity.destroy();
+    // A device tensor given twice would feed one recorded value from two arguments.
+    await expect(gpu.createPipeline(async (a, b) => gpu.add(a as DeviceTensor, b as DeviceTensor), [xd, xd])).rejects.toThrow(
+      /inputs\[1\] expects a device tensor not already among the inputs/,
+    );
+    const twice = await gpu.createPipeline(async (a, b) => gpu.add(a as DeviceTensor, b as DeviceTensor), [x, x]);
+    const [sum] = await twice.run([x, x]);
+    const want = await gpu.add(xd, xd);
+    assertClose(sum as Tensor, await want.read(), tolerance, 'a host tensor given twice');
+    want.dispose();
+    await twice.destroy();
+    xd.dispose();
+    // One recording at a time.
+    let release = (): void => {};
+    const recording = gpu.createPipeline(
+      async (d) => {
+        await new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        return gpu.relu(d as DeviceTensor);
+      },
+      [x],
+    );
+    await expect(gpu.createPipeline(async (d) => gpu.relu(d as DeviceTensor), [x])).rejects.toThrow(ShuffleArgumentError);
+    release();
+    await (await recording).destroy();
     const pipeline = await gpu.createPipeline(async (xd) => gpu.relu(xd as DeviceTensor), [x]);
     await expect(pipeline.run([x.toLayout('NCHW')])).rejects.toThrow(/shape \[2, 4, 6, 5\] in NHWC, as recorded/);
     await expect(pipeline.run([x, x])).rejects.toThrow(/an array of 1 tensors/);

@@ -47,6 +47,8 @@ export function asyncOnlyBackend(gpu: GpuBackend, model: string): Backend {
 /** What a layer's forwardAsync and backwardAsync use. */
 export interface DeviceRun {
   readonly gpu: GpuBackend;
+  /** A training forward (layers keep what their backward reads) or an inference one (they keep nothing). */
+  readonly training: boolean;
   /** The device copy of a parameter's value or a buffer (uploaded when its host data changed). */
   device(host: Tensor): DeviceTensor;
   /**
@@ -58,7 +60,10 @@ export interface DeviceRun {
   gradient(parameter: Parameter, grad: DeviceTensor): void;
 }
 
-/** Runs `steps` in order from `x`, handing each intermediate (not x, not the result) to `done` once the next step has used it. */
+/**
+ * Runs `steps` in order from `x`, handing each intermediate (not x, not the result) to `done` once the
+ * next step has used it, or when a step throws (the error is rethrown).
+ */
 export async function chainAsync(
   x: DeviceTensor,
   steps: readonly ((t: DeviceTensor) => Promise<DeviceTensor>)[],
@@ -66,8 +71,12 @@ export async function chainAsync(
 ): Promise<DeviceTensor> {
   let y = x;
   for (const step of steps) {
-    const next = await step(y);
-    if (y !== x) done(y);
+    let next: DeviceTensor;
+    try {
+      next = await step(y);
+    } finally {
+      if (y !== x) done(y);
+    }
     y = next;
   }
   return y;

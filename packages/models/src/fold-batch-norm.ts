@@ -164,5 +164,8 @@ export class FoldedShuffleNetV1 {
 /** An inference copy of `model` with every batch norm folded into its conv, using the running statistics. */
 export function foldBatchNorm(model: ShuffleNetV1): FoldedShuffleNetV1 {
   if (!(model instanceof ShuffleNetV1)) fail('foldBatchNorm', 'model', 'a ShuffleNetV1', model);
+  // The folded model runs the synchronous forward only, which a gpu model's layers refuse.
+  if (model.gpu !== null)
+    fail('foldBatchNorm', 'model', 'a model on a synchronous backend (the folded model has no forwardAsync)', model.gpu.name);
   return new FoldedShuffleNetV1(model);
 }

@@ -30,8 +30,8 @@ export interface ForwardOptions {
 /** forwardAsync's options (a gpu backend). */
 export interface ForwardAsyncOptions extends ForwardOptions {
   /**
-   * Inference only: run the whole network as one gpu.js pipeline (one launch, one readback) when the
-   * backend offers createPipeline. Default true; false runs it op by op.
+   * Inference only: run the whole network as one gpu.js pipeline (one launch, one readback). Default
+   * true; false runs it op by op.
    */
   pipeline?: boolean;
 }

@@ -12,6 +12,13 @@ import { AvgPool2d, GlobalAvgPool2d, MaxPool2d } from './layers/pooling.js';
 import { ReLU } from './layers/relu.js';
 import type { ForwardAsyncOptions, ForwardOptions, LayerInfo, Model, NamedBuffer, Parameter } from './model.js';
 
+/**
+ * Inference pipelines a gpu model keeps, one per input shape and layout (least recently used dropped):
+ * enough for a few alternating batch sizes. On headlessgl a dropped pipeline's memory stays until the
+ * backend's destroy() (see ReplayPipeline), so every new shape beyond these grows it.
+ */
+const MAX_INFERENCE_PIPELINES = 4;
+
 /** What one unit needs to know to build itself. */
 export interface ShuffleV1UnitSpec {
   /** Readable path, e.g. 'stage2.unit1'. */
@@ -174,40 +181,59 @@ export class ShuffleV1Unit {
     ];
   }
 
-  /** `forward` on a gpu backend: the same ops, device tensors between them, each handed to `run.release` once used. */
+  /**
+   * `forward` on a gpu backend: the same ops, device tensors between them, each handed to `run.release`
+   * once used (or when a later op throws). Inference keeps no reference to them.
+   */
   async forwardAsync(run: DeviceRun, x: DeviceTensor, training: boolean): Promise<DeviceTensor> {
+    this.deviceJoined = null;
     const branch = await chainAsync(x, this.branchSteps(run, training), (t) => run.release(t));
-    if (this.shortcutPool === null) {
-      this.deviceJoined = [x, branch];
-      const y = await run.gpu.addRelu(x, branch); // outRelu after the add
+    let shortcut: DeviceTensor | null = null;
+    try {
+      if (this.shortcutPool === null) {
+        if (training) this.deviceJoined = [x, branch];
+        return await run.gpu.addRelu(x, branch); // outRelu after the add
+      }
+      shortcut = await this.shortcutPool.forwardAsync(run, x);
+      if (training) this.deviceJoined = [shortcut, branch];
+      return await run.gpu.concat([shortcut, branch]);
+    } finally {
+      if (shortcut) run.release(shortcut);
       run.release(branch);
-      return y;
     }
-    const shortcut = await this.shortcutPool.forwardAsync(run, x);
-    this.deviceJoined = [shortcut, branch];
-    const y = await run.gpu.concat([shortcut, branch]);
-    run.release(shortcut);
-    run.release(branch);
-    return y;
   }
 
-  /** `backward` on a gpu backend; every intermediate gradient is disposed once used (dy is the caller's). */
+  /**
+   * `backward` on a gpu backend; every intermediate gradient is disposed once used, or when a later op
+   * throws (dy is the caller's).
+   */
   async backwardAsync(run: DeviceRun, dy: DeviceTensor): Promise<DeviceTensor> {
     const joined = this.deviceJoined;
     if (joined === null)
       fail(`ShuffleV1Unit ${this.name}`, 'backwardAsync', 'a training forwardAsync first (it uses what forward saved)', 'none');
-    let dShortcutX: DeviceTensor;
-    let dBranch: DeviceTensor;
-    if (this.shortcutPool === null) {
-      const { da, db } = await run.gpu.addReluBackward(dy, ...joined);
-      dShortcutX = da;
-      dBranch = db;
-    } else {
-      const [dShortcut, dActivated] = (await run.gpu.concatBackward(dy, joined)).dxs as [DeviceTensor, DeviceTensor];
-      dShortcutX = await this.shortcutPool.backwardAsync(run, dShortcut);
-      dShortcut.dispose();
-      dBranch = dActivated;
+    let dShortcutX: DeviceTensor | null = null;
+    let dBranch: DeviceTensor | null = null;
+    try {
+      if (this.shortcutPool === null) {
+        ({ da: dShortcutX, db: dBranch } = await run.gpu.addReluBackward(dy, ...joined));
+      } else {
+        const [dShortcut, dActivated] = (await run.gpu.concatBackward(dy, joined)).dxs as [DeviceTensor, DeviceTensor];
+        dBranch = dActivated;
+        try {
+          dShortcutX = await this.shortcutPool.backwardAsync(run, dShortcut);
+        } finally {
+          dShortcut.dispose();
+        }
+      }
+      return await this.branchBackward(run, dBranch, dShortcutX);
+    } finally {
+      dBranch?.dispose();
+      dShortcutX?.dispose();
     }
+  }
+
+  /** The branch's backward from dBranch, plus the shortcut's gradient: dx. */
+  private async branchBackward(run: DeviceRun, dBranch: DeviceTensor, dShortcutX: DeviceTensor): Promise<DeviceTensor> {
     const paper = this.shuffle && this.shufflePlacement === 'paper' ? this.shuffle : null;
     const official = this.shuffle && this.shufflePlacement === 'official' ? this.shuffle : null;
     const back = (layer: { backwardAsync(run: DeviceRun, d: DeviceTensor): Promise<DeviceTensor> }) => (d: DeviceTensor) =>
@@ -223,11 +249,11 @@ export class ShuffleV1Unit {
       back(this.pw1),
     ];
     const dMain = await chainAsync(dBranch, steps, disposeNow);
-    dBranch.dispose();
-    const dx = await run.gpu.add(dShortcutX, dMain);
-    dShortcutX.dispose();
-    dMain.dispose();
-    return dx;
+    try {
+      return await run.gpu.add(dShortcutX, dMain);
+    } finally {
+      dMain.dispose();
+    }
   }
 
   /** The unit's layers in forward order (for parameters and folding). */
@@ -302,8 +328,12 @@ export class ShuffleNetV1 implements Model {
   private copies: DeviceCopies | null = null;
   /** What the last training forwardAsync saved for backwardAsync. */
   private tape: ForwardTape | null = null;
-  /** The inference pipeline and the input shape and layout it was recorded for. */
-  private inference: { key: string; pipeline: GpuPipeline } | null = null;
+  /**
+   * The inference pipelines by the input shape and layout they were recorded for, least recently used
+   * first (at most MAX_INFERENCE_PIPELINES), and the one the last inference forwardAsync ran.
+   */
+  private readonly inferencePipelines = new Map<string, GpuPipeline>();
+  private lastPipeline: GpuPipeline | null = null;
   /**
    * How the last forwardAsync ran: 'ops' (op by op), or the executor gpu.js ran the inference pipeline
    * on ('fused-threaded' / 'fused-sync' on webasm, 'fused-encoder' on webgpu, 'generic' on cpu and
@@ -441,6 +471,8 @@ export class ShuffleNetV1 implements Model {
    * copies them into buffers() before it resolves, and keeps what backwardAsync reads until
    * backwardAsync or the next forwardAsync; an inference forward keeps nothing. Parameters stay on the
    * device between calls and are uploaded again only when their host data changed (device-run.ts).
+   * The inference pipeline (the default) passes x and the logits through the host: see forwardPipeline.
+   * A forward that fails frees every device tensor it made before it rejects.
    */
   async forwardAsync(x: Tensor | DeviceTensor, options: ForwardAsyncOptions = {}): Promise<DeviceTensor> {
     const op = 'ShuffleNetV1.forwardAsync';
@@ -454,11 +486,19 @@ export class ShuffleNetV1 implements Model {
     if (!training && pipeline) return this.forwardPipeline(gpu, x);
     const copies = this.deviceCopies(gpu);
     const tape = new ForwardTape(gpu, copies, training);
-    const logits = await this.forwardOnDevice(tape, x, training);
+    let logits: DeviceTensor | null = null;
+    try {
+      logits = await this.forwardOnDevice(tape, x, training);
+      if (training) await copies.readBack(this.buffers().map((b) => b.value));
+    } catch (error) {
+      // forwardOnDevice has released every intermediate to the tape; free what it kept, and the logits.
+      tape.end();
+      logits?.dispose();
+      throw error;
+    }
     if (training) {
       this.tape = tape;
       this.lastLogitsShape = logits.shape;
-      await copies.readBack(this.buffers().map((b) => b.value));
     }
     this.lastForwardExecutor = 'ops';
     return logits;
@@ -501,13 +541,18 @@ export class ShuffleNetV1 implements Model {
       ];
       (await chainAsync(dy, steps, disposeNow)).dispose();
       await tape.gradientsWritten();
+    } catch (error) {
+      // A step failed with gradient reads queued: let them settle, so none writes a grad after this
+      // rejects or rejects unhandled (the step's error is the one reported).
+      await tape.gradientsWritten().catch(() => {});
+      throw error;
     } finally {
       if (dy !== dLogits) dy.dispose();
       tape.end();
     }
   }
 
-  /** The forward's layers on the device, each intermediate handed to run.release once used. */
+  /** The forward's layers on the device, each intermediate handed to run.release once used (or when a step throws). */
   private async forwardOnDevice(run: ForwardTape, x: Tensor | DeviceTensor, training: boolean): Promise<DeviceTensor> {
     const uploaded = x instanceof Tensor ? run.gpu.upload(x) : null;
     const input = uploaded ?? (x as DeviceTensor);
@@ -519,9 +564,11 @@ export class ShuffleNetV1 implements Model {
       (t: DeviceTensor) => this.globalPool.forwardAsync(run, t),
       (t: DeviceTensor) => this.classifier.forwardAsync(run, t),
     ];
-    const logits = await chainAsync(input, steps, (t) => run.release(t));
-    if (uploaded) run.release(uploaded);
-    return logits;
+    try {
+      return await chainAsync(input, steps, (t) => run.release(t));
+    } finally {
+      if (uploaded) run.release(uploaded);
+    }
   }
 
   /**
@@ -529,31 +576,52 @@ export class ShuffleNetV1 implements Model {
    * forwardAsync, with its executor, fallback reason and run times; null before one.
    */
   get pipeline(): GpuPipeline | null {
-    return this.inference?.pipeline ?? null;
+    return this.lastPipeline;
   }
 
   /**
    * Inference as one gpu.js pipeline: recorded at the first call for an input shape and layout (one op
-   * by op forward, then gpu.js compiles its plan at the first run), replayed after that. The parameters
-   * and buffers are pipeline inputs, passed from the host at each run, so edits to them count.
+   * by op forward, then gpu.js compiles its plan at the first run), replayed after that. The pipelines
+   * of the last MAX_INFERENCE_PIPELINES shapes are kept, so alternating batch sizes replay rather than
+   * record again. The parameters and buffers are pipeline inputs, passed from the host at each run, so
+   * edits to them count.
+   *
+   * Data movement: gpu.js pipelines take and return host arrays, so a DeviceTensor x is read back first
+   * (a host x goes in as it is), and the logits come back to the host, where they are uploaded again:
+   * forwardAsync resolves to a DeviceTensor on every path, and [N, numClasses] values cost one small
+   * upload. A caller that wants the host logits reads them back once more.
    */
   private async forwardPipeline(gpu: GpuBackend, x: Tensor | DeviceTensor): Promise<DeviceTensor> {
+    const op = 'ShuffleNetV1.forwardAsync';
     const hosts = [...this.parameters(), ...this.buffers()].map((p) => p.value);
     const key = `${describe(x.shape)} ${x.layout}`;
-    if (this.inference?.key !== key) {
-      await this.inference?.pipeline.destroy();
-      this.inference = null;
-      const recorded = await gpu.createPipeline(
+    let pipeline = this.inferencePipelines.get(key);
+    if (pipeline)
+      this.inferencePipelines.delete(key); // re-inserted below as the most recently used
+    else {
+      pipeline = await gpu.createPipeline(
         (input, ...values) => {
           const byHost = new Map(hosts.map((host, i) => [host, values[i] as DeviceTensor]));
-          const run = new ForwardTape(gpu, { of: (host) => byHost.get(host) as DeviceTensor }, false);
-          return this.forwardOnDevice(run, input as DeviceTensor, false);
+          const of = (host: Tensor): DeviceTensor =>
+            byHost.get(host) ??
+            fail(
+              op,
+              'pipeline',
+              'layers that read only parameters() and buffers() (the pipeline inputs)',
+              `a tensor of shape ${describe(host.shape)} outside them`,
+            );
+          return this.forwardOnDevice(new ForwardTape(gpu, { of }, false), input as DeviceTensor, false);
         },
         [x, ...hosts],
       );
-      this.inference = { key, pipeline: recorded };
+      for (const [oldest, evicted] of this.inferencePipelines) {
+        if (this.inferencePipelines.size < MAX_INFERENCE_PIPELINES) break;
+        this.inferencePipelines.delete(oldest);
+        await evicted.destroy();
+      }
     }
-    const { pipeline } = this.inference;
+    this.inferencePipelines.set(key, pipeline);
+    this.lastPipeline = pipeline;
     const [logits] = await pipeline.run([x, ...hosts]);
     this.lastForwardExecutor = pipeline.executor;
     return gpu.upload(logits as Tensor);
@@ -570,15 +638,17 @@ export class ShuffleNetV1 implements Model {
   }
 
   /**
-   * Frees the device copies of the parameters and buffers, any saved state and the inference pipeline
+   * Frees the device copies of the parameters and buffers, any saved state and the inference pipelines
    * (a gpu model; the next forwardAsync uploads and records again). The backend's destroy() frees them too.
    */
   async releaseDevice(): Promise<void> {
     this.endTape();
     this.copies?.dispose();
     this.copies = null;
-    await this.inference?.pipeline.destroy();
-    this.inference = null;
+    const pipelines = [...this.inferencePipelines.values()];
+    this.inferencePipelines.clear();
+    this.lastPipeline = null;
+    for (const pipeline of pipelines) await pipeline.destroy();
   }
 
   private requireGpu(op: string, instead: string): GpuBackend {

@@ -34,7 +34,7 @@ import { type DeviceMemory, DeviceTensor, type DeviceTensorOwner, isDeviceTensor
 import { KernelCache } from './kernel-cache.js';
 import { checkFits, type DeviceReport, limitsFor } from './limits.js';
 import { GPU_MODES, type GpuMode, openGpu } from './modes.js';
-import { planLaunches, type RecordedLaunch, ReplayPipeline } from './pipeline.js';
+import { type PipelineOwner, planLaunches, type RecordedLaunch, ReplayPipeline } from './pipeline.js';
 import type { GpuBackend, GpuBackendOptions, GpuLimits, GpuPipeline, GpuStats, TensorArg } from './types.js';
 
 /** Every op and backward, as the gpu backend offers them. */
@@ -107,14 +107,19 @@ function memoryFor(mode: GpuMode, result: unknown, size: number): DeviceMemory {
   return new OutputMemory(result as PipelineOutput, size);
 }
 
-export class GpuRuntime implements GpuContext, DeviceTensorOwner {
+export class GpuRuntime implements GpuContext, DeviceTensorOwner, PipelineOwner {
   readonly name: string;
   limits: GpuLimits;
   private readonly cache: KernelCache;
   private readonly live = new Set<DeviceTensor>();
   /** The launches of the chain createPipeline is recording, or null. */
   private recording: RecordedLaunch[] | null = null;
-  private readonly pipelines = new Set<GpuPipeline>();
+  /** Pipelines not yet destroyed. */
+  private readonly pipelines = new Set<ReplayPipeline>();
+  /** Destroyed pipelines whose gpu.js kernels and textures stay until destroy() (headlessgl: see ReplayPipeline). */
+  private heldPipelines = 0;
+  /** Every pipeline run: the first of each (where gpu.js compiles its plan) and the later ones. */
+  private readonly pipelineTimes = { runs: 0, firstRunMs: 0, runMs: 0 };
   private destroyed = false;
   private uploads = 0;
   private reads = 0;
@@ -248,8 +253,16 @@ export class GpuRuntime implements GpuContext, DeviceTensorOwner {
     if (!Array.isArray(inputs) || !inputs.every((t) => isDeviceTensor(t) || t instanceof Tensor)) {
       fail(op, 'inputs', 'an array of tensors (host or device)', inputs);
     }
-    for (const [i, t] of inputs.entries()) this.checkDeviceTensors(op, `inputs[${i}]`, t, 0);
-    if (this.recording) throw new Error(`${op}: another pipeline is being recorded on ${this.name}; record one at a time`);
+    for (const [i, t] of inputs.entries()) {
+      this.checkDeviceTensors(op, `inputs[${i}]`, t, 0);
+      // Each input is an argument of its own at every run: a device tensor given twice would be one value
+      // recorded under two arguments, and the second argument's values would be ignored.
+      const first = inputs.indexOf(t);
+      if (isDeviceTensor(t) && first !== i)
+        fail(op, `inputs[${i}]`, 'a device tensor not already among the inputs', `inputs[${first}] again`);
+    }
+    if (this.recording)
+      fail(op, 'this', `a backend recording one pipeline at a time (${this.name} is recording another)`, 'a second recording');
     return this.onDevice(inputs, async (devices) => {
       const launches: RecordedLaunch[] = [];
       this.recording = launches;
@@ -260,17 +273,18 @@ export class GpuRuntime implements GpuContext, DeviceTensorOwner {
         this.recording = null;
       }
       const outputs = isDeviceTensor(results) ? [results] : Array.isArray(results) ? [...(results as DeviceTensor[])] : [];
+      // The results the recording made are freed below; an input or a caller's tensor returned as a result is not ours to free.
+      const made = new Set(launches.map((launch) => launch.output));
       try {
         if (outputs.length === 0 || !outputs.every(isDeviceTensor))
           fail(op, 'chain', 'a chain resolving to a device tensor or an array of them', results);
         const plan = planLaunches(launches, devices, outputs);
         if (plan.steps.length === 0) fail(op, 'chain', 'a chain that launches at least one kernel', 'none');
-        const forget = () => this.pipelines.delete(pipeline);
-        const pipeline: GpuPipeline = new ReplayPipeline(this.gpu, plan, devices, outputs, forget, this.mode === 'headlessgl');
+        const pipeline = new ReplayPipeline(this.gpu, plan, devices, outputs, this, this.mode === 'headlessgl');
         this.pipelines.add(pipeline);
         return pipeline;
       } finally {
-        for (const t of outputs) if (isDeviceTensor(t) && !devices.includes(t)) t.dispose();
+        for (const t of outputs) if (made.has(t)) t.dispose();
       }
     });
   }
@@ -282,6 +296,16 @@ export class GpuRuntime implements GpuContext, DeviceTensorOwner {
     };
   }
 
+  pipelineRan(ms: number, first: boolean): void {
+    this.pipelineTimes.runs++;
+    if (first) this.pipelineTimes.firstRunMs += ms;
+    else this.pipelineTimes.runMs += ms;
+  }
+
+  pipelineDestroyed(pipeline: ReplayPipeline): void {
+    if (this.pipelines.delete(pipeline) && pipeline.keepUntilBackendDestroy) this.heldPipelines++;
+  }
+
   stats(): GpuStats {
     const byKernel = this.cache.stats();
     const sum = (pick: (k: (typeof byKernel)[number]) => number) => byKernel.reduce((a, k) => a + pick(k), 0);
@@ -290,7 +314,7 @@ export class GpuRuntime implements GpuContext, DeviceTensorOwner {
     return {
       mode: this.mode,
       kernels: byKernel.length,
-      compileMs: sum((k) => k.compileMs),
+      compileMs: sum((k) => k.compileMs) + this.pipelineTimes.firstRunMs,
       runs: sum((k) => k.runs),
       runMs: sum((k) => k.runMs),
       uploads: this.uploads,
@@ -299,6 +323,12 @@ export class GpuRuntime implements GpuContext, DeviceTensorOwner {
       liveTensors: this.live.size,
       liveBytes,
       byKernel,
+      pipelines: {
+        live: this.pipelines.size,
+        held: this.heldPipelines,
+        fixedKernels: this.cache.fixedKernels,
+        ...this.pipelineTimes,
+      },
     };
   }
 

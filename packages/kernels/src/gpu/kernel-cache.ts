@@ -117,6 +117,11 @@ export class KernelCache {
     return [...this.entries.values()].map(({ name, key, compileMs, runs, runMs }) => ({ name, key, compileMs, runs, runMs }));
   }
 
+  /** Fixed-size kernels kept for pipelines (one per key, shared by every pipeline that records it, kept until clear()). */
+  get fixedKernels(): number {
+    return this.fixed.size;
+  }
+
   /**
    * The kernel of `call` at a fixed output size, for a gpu.js pipeline to record: a pipeline stores a
    * kernel's output size once per kernel, so an anySize kernel resized per run would replay every step
@@ -124,8 +129,7 @@ export class KernelCache {
    */
   fixedShortcut(call: Omit<KernelCall, 'args'>): IKernelRunShortcut {
     const { kernel, grid, constants, argSizes } = call;
-    const names = Object.keys(constants).sort();
-    const key = `${kernel.name}|${grid.join('x')}|${argSizes.join(',')}|${names.map((n) => `${n}=${constants[n]}`).join(',')}`;
+    const key = keyOf(call);
     let shortcut = this.fixed.get(key);
     if (!shortcut) {
       shortcut = this.create(kernel, grid, constants, false);
@@ -147,22 +151,19 @@ export class KernelCache {
     if (known && known !== kernel.source) throw new Error(`gpu kernel name '${kernel.name}' is used by two different kernel functions`);
     this.sources.set(kernel.name, kernel.source);
     checkGrid(kernel, grid);
-    const names = Object.keys(constants).sort();
-    for (const name of names) {
+    for (const name of Object.keys(constants)) {
       const value = constants[name];
       if (typeof value !== 'number' || !Number.isFinite(value)) {
         throw new Error(`gpu kernel '${kernel.name}': constant ${name} must be a finite number, got ${String(value)}`);
       }
     }
-    if (kernel.anySize && names.length > 0)
-      throw new Error(`gpu kernel '${kernel.name}': an anySize kernel takes no constants, got ${names.join(', ')}`);
+    if (kernel.anySize && Object.keys(constants).length > 0)
+      throw new Error(`gpu kernel '${kernel.name}': an anySize kernel takes no constants, got ${Object.keys(constants).join(', ')}`);
     const anySize = kernel.anySize === true && this.mode !== 'headlessgl';
     // gpu.js compiles for the kinds of its arguments (a Float32Array, a 1-D or 3-D output texture...)
     // and fails on another kind, so the kinds are part of the key too.
     const kinds = args.map(argumentKind).join(',');
-    const key = anySize
-      ? `${kernel.name}|any size|${kinds}`
-      : `${kernel.name}|${grid.join('x')}|${argSizes.join(',')}|${kinds}|${names.map((n) => `${n}=${constants[n]}`).join(',')}`;
+    const key = anySize ? `${kernel.name}|any size|${kinds}` : keyOf({ kernel, grid, constants, argSizes }, kinds);
     const cached = this.entries.get(key);
     if (cached) return cached;
     const shortcut = this.create(kernel, grid, constants, anySize);
@@ -206,6 +207,19 @@ export class KernelCache {
       entry.compileMs += performance.now() - start;
     }
   }
+}
+
+/**
+ * A fixed-size kernel's key: name, output grid, argument sizes, the argument kinds where known (a
+ * pipeline's copies are compiled by gpu.js for its own arguments, so fixedShortcut leaves them out), and
+ * the constants in name order.
+ */
+function keyOf({ kernel, grid, constants, argSizes }: Omit<KernelCall, 'args'>, kinds?: string): string {
+  const named = Object.keys(constants)
+    .sort()
+    .map((n) => `${n}=${constants[n]}`)
+    .join(',');
+  return [kernel.name, grid.join('x'), argSizes.join(','), ...(kinds === undefined ? [] : [kinds]), named].join('|');
 }
 
 /** The loop cap: the largest argument or output size, which bounds any loop over a tensor axis (see KernelCache). */

@@ -96,6 +96,14 @@ export function planLaunches(
   return { steps, outputs: outputs.map((t) => source(t, 'a result')) };
 }
 
+/** What a pipeline tells the backend that made it (for the backend's stats). */
+export interface PipelineOwner {
+  /** A run took `ms`; the first run is where gpu.js compiled the plan. */
+  pipelineRan(ms: number, first: boolean): void;
+  /** destroy() was called. */
+  pipelineDestroyed(pipeline: ReplayPipeline): void;
+}
+
 /** A GpuPipeline over a gpu.js pipeline that replays `plan`. */
 export class ReplayPipeline implements GpuPipeline {
   readonly inputs: GpuPipeline['inputs'];
@@ -113,14 +121,14 @@ export class ReplayPipeline implements GpuPipeline {
     plan: { steps: Step[]; outputs: Source[] },
     inputs: readonly DeviceTensor[],
     outputs: readonly DeviceTensor[],
-    private readonly onDestroy: () => void,
+    private readonly owner: PipelineOwner,
     /**
      * Leave the gpu.js pipeline to gpu.destroy(): on headlessgl, destroying one broke later kernel runs
      * of the same context (a parameter re-uploaded afterwards read back as zeros; test/gpu/model.ts
      * catches it), so there a destroyed pipeline only stops running and its kernels and textures are
      * freed with the backend.
      */
-    private readonly keepUntilBackendDestroy: boolean,
+    readonly keepUntilBackendDestroy: boolean,
   ) {
     this.inputs = inputs.map((t) => ({ shape: [...t.shape], layout: t.layout }));
     this.outputShapes = outputs.map((t) => ({ shape: [...t.shape], layout: t.layout, size: t.size }));
@@ -154,7 +162,7 @@ export class ReplayPipeline implements GpuPipeline {
 
   async run(inputs: readonly TensorArg[]): Promise<Tensor[]> {
     const op = 'GpuPipeline.run';
-    if (this.destroyed) throw new Error(`${op}: the pipeline has been destroyed`);
+    if (this.destroyed) fail(op, 'this', 'a pipeline that has not been destroyed', 'a destroyed pipeline');
     if (!Array.isArray(inputs) || inputs.length !== this.inputs.length) {
       fail(op, 'inputs', `an array of ${this.inputs.length} tensors (the recorded inputs)`, inputs);
     }
@@ -170,6 +178,7 @@ export class ReplayPipeline implements GpuPipeline {
     const ms = performance.now() - start;
     if (this.runs === 0) this.firstRunMs = ms;
     else this.runMs += ms;
+    this.owner.pipelineRan(ms, this.runs === 0);
     this.runs++;
     this.ran = true;
     return this.outputShapes.map(({ shape, layout, size }, i) => new Tensor(flatten(values[i], size), shape, layout));
@@ -178,7 +187,7 @@ export class ReplayPipeline implements GpuPipeline {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
-    this.onDestroy();
+    this.owner.pipelineDestroyed(this);
     if (!this.keepUntilBackendDestroy) await this.pipeline.destroy();
   }
 }

@@ -145,8 +145,12 @@ export interface GpuStats {
   mode: GpuMode;
   /** Kernels compiled and cached (each once per key). */
   kernels: number;
+  /**
+   * The kernels' compiles (GpuKernelStats.compileMs) plus every pipeline's first run, where gpu.js
+   * compiles the pipeline's plan (pipelines.firstRunMs).
+   */
   compileMs: number;
-  /** Kernel launches, uploads to the device included. */
+  /** Kernel launches, uploads to the device included (pipeline runs are counted under `pipelines`). */
   runs: number;
   runMs: number;
   /** Host uploads (`gpu.upload`, and host tensors passed to ops). */
@@ -156,9 +160,33 @@ export interface GpuStats {
   readMs: number;
   /** Device tensors made by this backend and not yet disposed. */
   liveTensors: number;
-  /** Device memory they hold, by this backend's own bookkeeping (the kernel cache's own buffers not included). */
+  /**
+   * Device memory they hold, by this backend's own bookkeeping. Not included: the kernel cache's own
+   * buffers, and what gpu.js allocates for pipelines (their kernels and intermediate textures or buffers),
+   * which `pipelines` counts instead.
+   */
   liveBytes: number;
   byKernel: GpuKernelStats[];
+  pipelines: GpuPipelineTotals;
+}
+
+/** The backend's pipelines (createPipeline), all together. */
+export interface GpuPipelineTotals {
+  /** Pipelines made and not yet destroyed. */
+  live: number;
+  /**
+   * Destroyed pipelines whose gpu.js kernels and textures headlessgl keeps until the backend's destroy()
+   * (see the README's headlessgl note); 0 on the other modes, which free them at once.
+   */
+  held: number;
+  /** Fixed-size kernels recorded for pipelines (one per op, shape and options, shared between pipelines; kept until destroy()). */
+  fixedKernels: number;
+  /** Runs of every pipeline, destroyed ones included. */
+  runs: number;
+  /** The first run of each pipeline (gpu.js compiles its plan then; part of compileMs). */
+  firstRunMs: number;
+  /** The later runs. */
+  runMs: number;
 }
 
 /**
@@ -212,8 +240,9 @@ export interface GpuBackend extends GpuBackendOps {
   /**
    * Records the ops `chain` runs on `inputs` (called once, op by op, as usual) and returns them as one
    * gpu.js pipeline. Every tensor the chain reads must be one of its inputs or made by its ops (a
-   * parameter too: pass it as an input, so each run reads its current value); its results are freed
-   * after the recording. Nothing else may run on this backend while the chain is recorded.
+   * parameter too: pass it as an input, so each run reads its current value), and a device tensor may be
+   * given once only. The results its ops made are freed after the recording (an input returned as a
+   * result is left alone). Nothing else may run on this backend while the chain is recorded.
    */
   createPipeline(
     chain: (...inputs: DeviceTensor[]) => Promise<DeviceTensor | readonly DeviceTensor[]>,

@@ -67,9 +67,9 @@ export class Conv2d extends Layer {
     return dx;
   }
 
-  /** forward on a gpu backend: x stays saved (the run keeps it in training). */
+  /** forward on a gpu backend: x saved in training (the run keeps it until backwardAsync). */
   async forwardAsync(run: DeviceRun, x: DeviceTensor): Promise<DeviceTensor> {
-    this.deviceX = x;
+    this.deviceX = run.training ? x : null; // inference: the run disposes x once used
     return run.gpu.conv2d(x, run.device(this.weight.value), this.deviceOptions(run));
   }
 

@@ -63,7 +63,7 @@ export class DepthwiseConv2d extends Layer {
   }
 
   async forwardAsync(run: DeviceRun, x: DeviceTensor): Promise<DeviceTensor> {
-    this.deviceX = x;
+    this.deviceX = run.training ? x : null; // inference: the run disposes x once used
     return run.gpu.depthwiseConv2d(x, run.device(this.weight.value), this.deviceOptions(run));
   }
 

@@ -54,7 +54,7 @@ export class Linear extends Layer {
   }
 
   async forwardAsync(run: DeviceRun, x: DeviceTensor): Promise<DeviceTensor> {
-    this.deviceX = x;
+    this.deviceX = run.training ? x : null; // inference: the run disposes x once used
     return run.gpu.linear(x, run.device(this.weight.value), this.deviceOptions(run));
   }
 

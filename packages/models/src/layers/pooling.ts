@@ -107,7 +107,7 @@ export class AvgPool2d extends Layer {
   }
 
   async forwardAsync(run: DeviceRun, x: DeviceTensor): Promise<DeviceTensor> {
-    this.deviceX = x;
+    this.deviceX = run.training ? x : null; // inference: the run disposes x once used
     return run.gpu.avgPool2d(x, this.options());
   }
 
@@ -135,7 +135,7 @@ export class GlobalAvgPool2d extends Layer {
   }
 
   async forwardAsync(run: DeviceRun, x: DeviceTensor): Promise<DeviceTensor> {
-    this.deviceX = x;
+    this.deviceX = run.training ? x : null; // inference: the run disposes x once used
     return run.gpu.globalAvgPool2d(x);
   }
 
