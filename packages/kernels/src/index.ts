@@ -25,6 +25,7 @@ export type {
   GpuOps,
   GpuPipeline,
   GpuPipelineExecutor,
+  GpuPipelineTotals,
   GpuStats,
   TensorArg,
 } from './gpu/types.js';
