@@ -442,7 +442,16 @@ export async function batchNormGpuBackward(
 ): Promise<{ dx: DeviceTensor; dgamma: DeviceTensor; dbeta: DeviceTensor }> {
   const onDevice = isDeviceSaved(saved);
   const g = gpu.checkArgs(op, { dy, x, gamma, ...(beta === undefined ? {} : { beta }), saved }, (host) =>
-    checkBatchNorm2dBackward(host.dy, host.x, host.gamma, onDevice ? savedStandIn(host.x) : host.saved, options, op, host.beta),
+    checkBatchNorm2dBackward(
+      host.dy,
+      host.x,
+      host.gamma,
+      onDevice ? savedStandIn(host.x) : host.saved,
+      options,
+      op,
+      host.beta,
+      beta === undefined ? 'batchNorm2d' : 'batchNormRelu2d',
+    ),
   );
   let mean: TensorArg;
   let invStd: TensorArg;
