@@ -5,7 +5,7 @@ import { fail } from '@shuffle/core';
  * says ("return fresh tensors"). A network calls the same ops with the same shapes over and over, and on
  * this kind of machine a fresh multi-megabyte Float32Array is not free: the allocator hands it out as new
  * pages (mmap), and touching them costs a page fault each, then the garbage collector frees them again. A
- * ShuffleNet forward at 224x224 makes ~140 such results (~17 MB).
+ * ShuffleNet forward at 224x224, batch 1, makes ~140 results (13 MB in all).
  *
  * An arena recycles them. Inside `arena.run(fn)`, the n-th result any cpu kernel asks for is the n-th
  * buffer the arena handed out on its previous run, when that one has the same type and length, and a
