@@ -1,8 +1,7 @@
 /**
- * The op conformance suite on one gpu.js mode: every op spec in test/conformance/specs/ whose calls all
- * have gpu kernels, in both layouts: golden values, random calls (forward and backward) against the
- * float64 reference, and every error case. Specs that call an op without a gpu kernel are listed as
- * todo, naming the missing ops.
+ * The op conformance suite on one gpu.js mode: every op spec in test/conformance/specs/, in both layouts:
+ * golden values, random calls (forward and backward) against the float64 reference, and every error
+ * case. Every op must have gpu kernels: a spec that calls one without them fails, naming the ops.
  *
  * A spec's forward/backward take a synchronous Backend, so they run on a recording backend first: each
  * call runs on the reference (so the spec's own code sees real results) and is recorded. The calls are
@@ -214,9 +213,10 @@ export function conformanceTests(mode: GpuMode, gpu: () => GpuBackend, specs: re
   for (const spec of specs) {
     const missing = [...methodsOf(spec)].filter((m) => !gpu().supports(m));
     if (missing.length > 0) {
-      // Today every op has gpu kernels, so this never fires; a future op without them shows up as a
-      // todo naming it (counted as skipped, so CI's "0 skipped" flags it) instead of passing silently.
-      it.todo(`${spec.op}: not covered, no gpu kernel yet for ${missing.join(', ')}`);
+      // Every op of the Backend has gpu kernels (issue 7): an op added without them fails here, naming them.
+      it(`${spec.op} has gpu kernels`, () => {
+        throw new Error(`${spec.op}: no gpu kernel for ${missing.join(', ')} on ${mode}`);
+      });
       continue;
     }
     describe(spec.op, () => {

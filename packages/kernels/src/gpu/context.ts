@@ -10,7 +10,7 @@
  *       ...
  *
  * then spread `...reluGpu(gpu)` into the ops in gpu/backend.ts. The conformance suite picks the op up
- * by itself (test/gpu/conformance.ts runs every spec whose calls all have gpu kernels).
+ * by itself (test/gpu/conformance.ts runs every spec, and fails one whose ops lack gpu kernels).
  *
  * Kernels (see kernel-cache.ts): one output cell per thread, over the output's flat memory index
  * (this.thread.x) unless a 2-D/3-D grid reads better; every size, stride, loop bound and option as a
