@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as kernels from '@shuffle/kernels';
+import { fileStamp } from './method/machine.js';
 import {
   type CaseProfile,
   exportedBackends,
@@ -47,11 +48,6 @@ function textTable(header: string[], rows: string[][]): string {
   const line = (cells: string[]) =>
     cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
-
-function stamp(date: Date): string {
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}-${pad(date.getHours())}${pad(date.getMinutes())}${pad(date.getSeconds())}`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -100,7 +96,7 @@ async function main(argv: string[]): Promise<number> {
     const invokedFrom = process.env.INIT_CWD ?? process.cwd();
     const dir = options.out ? resolve(invokedFrom, options.out) : join(dirname(fileURLToPath(import.meta.url)), 'results');
     mkdirSync(dir, { recursive: true });
-    const name = options.name ?? `profile-${stamp(new Date())}-${options.backend}-${options.threads}t-${options.layout}`;
+    const name = options.name ?? `profile-${fileStamp(new Date())}-${options.backend}-${options.threads}t-${options.layout}`;
     const command = `pnpm bench:profile ${argv.join(' ')}`.trim();
     writeFileSync(join(dir, `${name}.md`), profileMarkdown(profiles, options, command));
     writeFileSync(join(dir, `${name}.json`), `${JSON.stringify({ command, options, profiles }, null, 2)}\n`);

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describeMachine, packageVersions } from './method/machine.js';
+import { describeMachine, fileStamp, packageVersions } from './method/machine.js';
 import { markdownReport } from './report/markdown.js';
 import { jsonLine, type RunRecord } from './report/record.js';
 import { svgChart } from './report/svg.js';
@@ -25,11 +25,6 @@ function chooseTargets(options: RunOptions): TargetDefinition[] {
   if (unknown.length) throw new Error(`unknown --backend ${unknown.join(', ')}; known: ${all.map((t) => t.name).join(', ')}`);
   // Registry order, whatever the order on the command line: ours first, so the reference leads.
   return all.filter((t) => options.backends?.includes(t.name));
-}
-
-function stamp(date: Date): string {
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}-${pad(date.getHours())}${pad(date.getMinutes())}${pad(date.getSeconds())}`;
 }
 
 /** The JSON record (unless re-rendering one), the SVG chart and the Markdown report, side by side. */
@@ -142,7 +137,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`\n${terminalTable(record)}`);
   }
 
-  if (options.files) writeReports(record, options, `${stamp(started)}-${machine.name}`, true);
+  if (options.files) writeReports(record, options, `${fileStamp(started)}-${machine.name}`, true);
   const bad = results.filter((r) => r.status === 'invalid' || r.status === 'failed');
   return bad.length ? 1 : 0;
 }

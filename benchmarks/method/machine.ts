@@ -92,3 +92,9 @@ export function describeMachine(name?: string): Machine {
     commit: gitCommit(),
   };
 }
+
+/** A local date and time for report file names: 2026-11-28-013640. */
+export function fileStamp(date: Date): string {
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}-${pad(date.getHours())}${pad(date.getMinutes())}${pad(date.getSeconds())}`;
+}
