@@ -2,21 +2,12 @@ import { randomUniform, type Tensor, tensor } from '@shuffle/core';
 import { type Backend, type BatchNorm2dOptions, reference } from '@shuffle/kernels';
 import type fc from 'fast-check';
 import { defineSpec, type Sample } from '../spec.js';
-import { randomInputs } from '../support/arbitraries.js';
-import batchNorm2dSpec from './batch-norm2d.js';
+import batchNorm2dSpec, { errorSample, vector } from './batch-norm2d.js';
 
 /** The forward on copies of the running statistics (training updates them in place), as batch norm's spec does. */
 function run(b: Backend, { inputs, options }: Sample<BatchNorm2dOptions>) {
   const { x, gamma, beta, runningMean, runningVar } = inputs;
   return b.batchNormRelu2dWithSaved(x!, gamma!, beta!, runningMean!.clone(), runningVar!.clone(), options);
-}
-
-const vector = (values: number[]) => tensor(values, [values.length]);
-
-function errorSample(replace: Record<string, Tensor> = {}, options: BatchNorm2dOptions = {}): Sample<BatchNorm2dOptions> {
-  const inputs = randomInputs({ x: [2, 3, 2, 2], gamma: [3], beta: [3], runningMean: [3], runningVar: [3] }, 5);
-  inputs.runningVar = vector([1, 0.5, 2]);
-  return { inputs: { ...inputs, ...replace }, options };
 }
 
 const saved3 = () => ({ mean: new Float64Array(3), invStd: new Float64Array(3) });

@@ -37,10 +37,10 @@ const samples = fc
     return { inputs, options: explicit ? { training, ...explicit } : { training } };
   });
 
-const vector = (values: number[]) => tensor(values, [values.length]);
+export const vector = (values: number[]) => tensor(values, [values.length]);
 
-/** A valid call with one input replaced, for the error cases. */
-function errorSample(replace: Record<string, Tensor> = {}, options: BatchNorm2dOptions = {}): Sample<BatchNorm2dOptions> {
+/** A valid call with one input replaced, for the error cases (batchNormRelu2d's spec uses it too). */
+export function errorSample(replace: Record<string, Tensor> = {}, options: BatchNorm2dOptions = {}): Sample<BatchNorm2dOptions> {
   const inputs = randomInputs({ x: [2, 3, 2, 2], gamma: [3], beta: [3], runningMean: [3], runningVar: [3] }, 5);
   inputs.runningVar = vector([1, 0.5, 2]);
   return { inputs: { ...inputs, ...replace }, options };
