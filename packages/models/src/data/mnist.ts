@@ -53,16 +53,17 @@ export async function loadMnistDigits(directory: string): Promise<ImageDataset> 
   const op = 'loadMnistDigits';
   if (typeof directory !== 'string' || directory === '') fail(op, 'directory', "a folder path (the mnist package's src/digits)", directory);
   const decoder = new TextDecoder();
-  const files = await Promise.all(
-    Array.from({ length: 10 }, async (_, digit) => {
-      const file = `${directory.replace(/[/\\]$/, '')}/${digit}.json`;
-      const text = decoder.decode(await readFileBytes(op, file));
-      try {
-        return JSON.parse(text) as unknown;
-      } catch (error) {
-        return fail(op, file, 'valid JSON', (error as Error).message);
-      }
-    }),
-  );
+  // One file at a time, in digit order: with Promise.all the error reported would be whichever
+  // failing read settled first, so a missing folder could be named by any of its ten files.
+  const files: unknown[] = [];
+  for (let digit = 0; digit < 10; digit++) {
+    const file = `${directory.replace(/[/\\]$/, '')}/${digit}.json`;
+    const text = decoder.decode(await readFileBytes(op, file));
+    try {
+      files.push(JSON.parse(text));
+    } catch (error) {
+      fail(op, file, 'valid JSON', (error as Error).message);
+    }
+  }
   return mnistFromDigitFiles(files);
 }
