@@ -9,7 +9,10 @@ import { type Conv2dOptions, cpu, getNumThreads, type Padding, setNumThreads } f
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   jobArgs,
+  PARALLEL_MIN_MACS,
+  PARTS_PER_THREAD,
   parallelJobs,
+  partsFor,
   probeTask,
   runParallel,
   setParallelMinMacs,
@@ -79,18 +82,45 @@ describe('setNumThreads', () => {
 });
 
 describe('the pool', () => {
-  const probe = (mode: number, parts = 2) => {
-    const slot = sharedF32('threads.probe', 8).fill(0);
-    jobArgs(1)[0] = mode;
+  const probe = (mode: number, parts = 2, busyMs = 0) => {
+    const slot = sharedF32('threads.probe', 64).fill(0);
+    const args = jobArgs(2);
+    args[0] = mode;
+    args[1] = busyMs;
     runParallel(probeTask, parts);
     return Array.from(slot.subarray(0, parts));
   };
+  /** Who ran each part of the last probe: 1 the main thread, 2 a worker. */
+  const runners = (parts: number) => Array.from(sharedF32('threads.probe', 64).subarray(32, 32 + parts));
 
-  it('runs part 0 here and the other parts on workers', () => {
+  it('runs part 0 here and part t on worker t', () => {
     setNumThreads(3);
     expect(probe(0, 3)).toEqual([1, 2, 3]);
+    expect(runners(3)).toEqual([1, 2, 2]);
     setNumThreads(2);
-    expect(probe(0, 3)).toEqual([1, 2, 0]);
+    expect(probe(0, 2)).toEqual([1, 2]);
+    expect(runners(2)).toEqual([1, 2]);
+  });
+
+  it('runs every part when there are more parts than threads, the idle thread claiming the rest', () => {
+    setNumThreads(2);
+    expect(probe(0, 7)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    // The main thread is busy with part 0 for 300 ms: the worker runs parts 1 to 6 meanwhile.
+    expect(probe(4, 7, 300)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(runners(7)).toEqual([1, 2, 2, 2, 2, 2, 2]);
+    // With one thread, runParallel runs the parts here, in order.
+    setNumThreads(1);
+    expect(probe(0, 5)).toEqual([1, 2, 3, 4, 5]);
+    expect(runners(5)).toEqual([1, 1, 1, 1, 1]);
+  });
+
+  it('cuts a large product into a few parts per thread, a small one not at all', () => {
+    setNumThreads(2);
+    expect(partsFor(PARALLEL_MIN_MACS - 1)).toBe(1);
+    expect(partsFor(PARALLEL_MIN_MACS)).toBe(4);
+    expect(partsFor(100 * PARALLEL_MIN_MACS)).toBe(2 * PARTS_PER_THREAD);
+    setNumThreads(1);
+    expect(partsFor(100 * PARALLEL_MIN_MACS)).toBe(1);
   });
 
   it('turns an exception in a worker into one here, and stays usable', () => {

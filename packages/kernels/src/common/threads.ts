@@ -5,10 +5,18 @@ import { nodeThreadPlatform } from './threads-node.js';
  * Worker threads for the GEMM-heavy CPU kernels, behind a synchronous API.
  *
  * A kernel that is worth splitting cuts its output into `parts` disjoint pieces (bands of the GEMM's C,
- * ranges of pixels or channels) and calls runParallel: the main thread computes part 0 itself while
- * parts 1.. run on workers, then it blocks in Atomics.wait until they are done. Every element is
- * computed by the same operations in the same order as with one thread, so results are bit-identical
- * whatever the thread count; only which thread does it changes.
+ * ranges of pixels or channels) and calls runParallel: thread t (the main thread is 0) computes part t,
+ * then each thread claims the next unclaimed part from a shared counter until none is left, and the
+ * main thread blocks in Atomics.wait until the workers are done. Every element is computed by the same
+ * operations in the same order as with one thread, so results are bit-identical whatever the thread
+ * count, the number of parts or who claimed what; only which thread does it changes.
+ *
+ * Why claim parts rather than give each thread one: the two vCPUs of the machine this was measured on
+ * are not equally fast (a fixed scalar loop pinned to each takes 12.6 ms on one and 22 ms on the other,
+ * which one being slow changing over time), and with a fixed half each a product ends when the slow
+ * half does. partsFor cuts a large product into a few parts per thread (PARTS_PER_THREAD), so that the
+ * faster thread takes more of them: a grouped 1x1 conv 240 -> 240, g = 3, at 28x28 took 8.4 ms on one
+ * thread, 8.6 on two with one part each, 6.9-7.0 with 2, 4 or 8 parts each (medians, interleaved).
  *
  * Workers see only shared memory. The kernels copy their inputs into named shared slots (sharedF32, a
  * SharedArrayBuffer-backed scratch that grows like common/scratch.ts), the task writes its outputs
@@ -44,6 +52,15 @@ export const MAX_THREADS = 64;
  * the shorter operand: +10-20% CPU time), which other work on the machine could have used.
  */
 export const PARALLEL_MIN_MACS = 1_000_000;
+
+/**
+ * Parts per thread for a large product. More parts balance unequal cores better (a thread idles at most
+ * one part's time at the end), but each part packs the product's shorter operand again and runs a
+ * smaller GEMM; so a part is not cut below PARALLEL_MIN_MACS / PARTS_PER_THREAD multiply-adds (a product
+ * at the threshold gets PARTS_PER_THREAD parts whatever the thread count).
+ */
+export const PARTS_PER_THREAD = 4;
+let partsPerThread = PARTS_PER_THREAD;
 
 /** Control block slots (Int32Array indices), shared with the worker bootstrap in threads-node.ts. */
 export const CONTROL = {
@@ -97,9 +114,14 @@ interface TaskMessage {
   task: string;
   id: number;
 }
+interface ClaimsMessage {
+  claims: SharedArrayBuffer;
+}
 interface ErrorMessage {
   error: string;
   stack?: string;
+  /** The part whose task threw (absent when the worker itself failed). */
+  part?: number;
 }
 
 interface WorkerState {
@@ -111,10 +133,14 @@ interface WorkerState {
   posted: Map<string, SharedArrayBuffer>;
   /** Task ids the worker has been told about. */
   tasks: Set<number>;
+  /** Whether the pool's claim counter has been posted. */
+  hasClaims: boolean;
 }
 
 interface Pool {
   workers: WorkerState[];
+  /** claims[0]: the next part nobody has taken yet (shared by every thread of the pool). */
+  claims: Int32Array;
 }
 
 const tasksByName = new Map<string, ParallelTask>();
@@ -201,11 +227,20 @@ export function getNumThreads(): number {
 }
 
 /**
- * Into how many parts a kernel should split work of `macs` multiply-adds: the thread count when that is
- * more than one and the work is large enough to gain, else 1. Also 1 inside a task (no nesting).
+ * Into how many parts a kernel should split work of `macs` multiply-adds: 1 with one thread, inside a
+ * task (no nesting) or below the threshold; else PARTS_PER_THREAD per thread, fewer when a part would
+ * drop under threshold / PARTS_PER_THREAD, and never fewer than the threads. (With the threshold at 0,
+ * as the identity tests set it, every product gets the most parts, empty ones included.)
  */
 export function partsFor(macs: number): number {
-  return threads > 1 && !running && macs >= parallelMinMacs ? threads : 1;
+  if (threads === 1 || running || macs < parallelMinMacs) return 1;
+  const byWork = parallelMinMacs > 0 ? Math.floor((macs * partsPerThread) / parallelMinMacs) : Number.POSITIVE_INFINITY;
+  return Math.max(threads, Math.min(threads * partsPerThread, byWork));
+}
+
+/** Sets the parts per thread of partsFor (benchmarks/dev/network-threads.ts compares them); undefined restores it. */
+export function setPartsPerThread(n: number | undefined): void {
+  partsPerThread = n ?? PARTS_PER_THREAD;
 }
 
 let parallelMinMacs = PARALLEL_MIN_MACS;
@@ -222,8 +257,9 @@ export function parallelJobs(): number {
 }
 
 /**
- * Runs `task` split into `parts` (at most the thread count): part 0 here, the others on workers, and
- * returns when all are done. The task reads its parameters from jobArgs() and its data from shared slots.
+ * Runs `task` split into `parts`: part t on thread t (part 0 here, 1.. on workers), then the rest as the
+ * threads claim them, and returns when all are done. With one thread (or inside a task) it runs the
+ * parts here, in order. The task reads its parameters from jobArgs() and its data from shared slots.
  * Throws if any part threw, naming the part; waits for every worker first, so that no worker is still
  * writing a slot when this returns.
  */
@@ -231,20 +267,21 @@ export function runParallel(task: ParallelTask, parts: number): void {
   const args = jobArgs(0);
   const helpers = pool === undefined || running ? 0 : Math.min(parts, threads) - 1;
   if (helpers <= 0) {
-    task.run(args, 0, 1);
+    for (let part = 0; part < parts; part++) task.run(args, part, parts);
     return;
   }
-  const { workers } = awaitReady(pool as Pool);
-  const total = helpers + 1;
+  const { workers, claims } = awaitReady(pool as Pool);
   jobs++;
   sequence = sequence >= 0x3fffffff ? 1 : sequence + 1;
+  // Parts 0..helpers are handed out below; the counter holds the first one left to claim.
+  Atomics.store(claims, 0, helpers + 1);
   for (let i = 0; i < helpers; i++) {
     const worker = workers[i] as WorkerState;
-    sync(worker, task);
+    sync(worker, task, claims);
     const control = worker.control;
     control[CONTROL.task] = task.id;
     control[CONTROL.part] = i + 1;
-    control[CONTROL.parts] = total;
+    control[CONTROL.parts] = parts;
     Atomics.store(control, CONTROL.request, sequence);
     Atomics.notify(control, CONTROL.request);
   }
@@ -252,7 +289,7 @@ export function runParallel(task: ParallelTask, parts: number): void {
   let failure: unknown;
   const start = performance.now();
   try {
-    task.run(args, 0, total);
+    runClaimedParts(task, args, claims, 0, parts);
   } catch (error) {
     failure = error;
   }
@@ -298,9 +335,23 @@ function startPool(count: number): Pool {
   const workers: WorkerState[] = [];
   for (let i = 0; i < count; i++) {
     const control = new Int32Array(new SharedArrayBuffer(CONTROL.length * 4));
-    workers.push({ thread: spawner.spawn(control), control, ready: false, posted: new Map(), tasks: new Set() });
+    workers.push({ thread: spawner.spawn(control), control, ready: false, posted: new Map(), tasks: new Set(), hasClaims: false });
   }
-  return { workers };
+  return { workers, claims: new Int32Array(new SharedArrayBuffer(4)) };
+}
+
+/**
+ * Runs part `first`, then claims parts from `claims[0]` until they run out. A throwing part ends this
+ * thread's share (the others claim the rest); the error names the part.
+ */
+function runClaimedParts(task: ParallelTask, args: Float64Array, claims: Int32Array, first: number, parts: number): void {
+  for (let part = first; part < parts; part = Atomics.add(claims, 0, 1)) {
+    try {
+      task.run(args, part, parts);
+    } catch (error) {
+      throw Object.assign(error instanceof Error ? error : new Error(String(error)), { part });
+    }
+  }
 }
 
 function stopPool(): void {
@@ -344,8 +395,12 @@ function awaitReady(current: Pool): Pool {
   return current;
 }
 
-/** Posts what the worker lacks for this job: slots created or regrown since, and the task's name. */
-function sync(worker: WorkerState, task: ParallelTask): void {
+/** Posts what the worker lacks for this job: the claim counter, slots created or regrown since, the task's name. */
+function sync(worker: WorkerState, task: ParallelTask, claims: Int32Array): void {
+  if (!worker.hasClaims) {
+    worker.thread.post({ claims: claims.buffer as SharedArrayBuffer } satisfies ClaimsMessage);
+    worker.hasClaims = true;
+  }
   for (const [slot, array] of slots) {
     const buffer = array.buffer as SharedArrayBuffer;
     if (worker.posted.get(slot) === buffer) continue;
@@ -378,7 +433,7 @@ function awaitJob(worker: WorkerState, part: number, task: ParallelTask, guardMs
   if (status === STATUS.ok) return undefined;
   const message = lastError(worker);
   if (status === STATUS.dead) discardPool();
-  const error = new Error(`threads: ${task.name} part ${part} failed in its worker: ${message.error}`);
+  const error = new Error(`threads: ${task.name} part ${message.part ?? part} failed in its worker: ${message.error}`);
   if (message.stack !== undefined) error.stack = `${error.stack}\n  worker stack:\n${message.stack}`;
   return error;
 }
@@ -418,6 +473,8 @@ function spinWhile(control: Int32Array, index: number, value: number, ms: number
 export function serveThread(control: Int32Array, port: ThreadPort, served: readonly ParallelTask[]): void {
   const byName = new Map(served.map((task) => [task.name, task]));
   const byId = new Map<number, ParallelTask>();
+  let claims: Int32Array | undefined;
+  onWorker = true;
   Atomics.store(control, CONTROL.ready, 1);
   Atomics.notify(control, CONTROL.ready);
   let seen = 0;
@@ -434,6 +491,8 @@ export function serveThread(control: Int32Array, port: ThreadPort, served: reado
         if ('slot' in (message as object)) {
           const { slot, buffer, float64 } = message as SlotMessage;
           slots.set(slot, float64 ? new Float64Array(buffer) : new Float32Array(buffer));
+        } else if ('claims' in (message as object)) {
+          claims = new Int32Array((message as ClaimsMessage).claims);
         } else {
           const { task, id } = message as TaskMessage;
           const found = byName.get(task);
@@ -443,9 +502,16 @@ export function serveThread(control: Int32Array, port: ThreadPort, served: reado
       }
       const task = byId.get(control[CONTROL.task] as number);
       if (task === undefined) throw new Error(`unknown task id ${control[CONTROL.task]}`);
-      task.run(slots.get(ARGS_SLOT) as Float64Array, control[CONTROL.part] as number, control[CONTROL.parts] as number);
+      if (claims === undefined) throw new Error('no claim counter was posted');
+      const args = slots.get(ARGS_SLOT) as Float64Array;
+      runClaimedParts(task, args, claims, control[CONTROL.part] as number, control[CONTROL.parts] as number);
     } catch (error) {
-      port.post({ error: error instanceof Error ? error.message : String(error), stack: error instanceof Error ? error.stack : undefined });
+      const part = (error as { part?: number }).part;
+      port.post({
+        error: error instanceof Error ? error.message : String(error),
+        stack: error instanceof Error ? error.stack : undefined,
+        part,
+      } satisfies ErrorMessage);
       status = STATUS.failed;
     }
     Atomics.store(control, CONTROL.status, status);
@@ -454,14 +520,22 @@ export function serveThread(control: Int32Array, port: ThreadPort, served: reado
   }
 }
 
+/** True in a worker of the pool (set by serveThread); the probe task reports who ran a part. */
+let onWorker = false;
+
 /**
- * A task for testing the pool itself. args[0] picks what each part > 0 does: 0 writes part + 1 at index
- * `part` of slot 'threads.probe' (part 0 too), 1 throws, 2 never returns, 3 ends its worker (Node only).
+ * A task for testing the pool itself, on slot 'threads.probe'. args[0] picks what a part does: 0 writes
+ * part + 1 at index `part` and, at index 32 + part, 1 if the main thread ran it or 2 if a worker did;
+ * 1, 2, 3 make part 1 (always a worker's first part) throw, never return, or end its worker (Node only);
+ * 4 is 0 with part 0 first keeping the main thread busy for args[1] ms, so that the workers claim the rest.
  */
 export const probeTask = defineTask('threads.probe', (args, part) => {
   const mode = args[0];
-  if (part > 0 && mode === 1) throw new Error('forced failure in a worker');
-  if (part > 0 && mode === 2) for (;;);
-  if (part > 0 && mode === 3) (globalThis as { process?: { exit(code: number): never } }).process?.exit(7);
-  sharedSlot('threads.probe')[part] = part + 1;
+  if (part === 1 && mode === 1) throw new Error('forced failure in a worker');
+  if (part === 1 && mode === 2) for (;;);
+  if (part === 1 && mode === 3) (globalThis as { process?: { exit(code: number): never } }).process?.exit(7);
+  if (part === 0 && mode === 4) for (const until = performance.now() + (args[1] as number); performance.now() < until; );
+  const slot = sharedSlot('threads.probe');
+  slot[part] = part + 1;
+  slot[32 + part] = onWorker ? 2 : 1;
 });
