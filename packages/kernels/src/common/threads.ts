@@ -527,15 +527,19 @@ let onWorker = false;
  * A task for testing the pool itself, on slot 'threads.probe'. args[0] picks what a part does: 0 writes
  * part + 1 at index `part` and, at index 32 + part, 1 if the main thread ran it or 2 if a worker did;
  * 1, 2, 3 make part 1 (always a worker's first part) throw, never return, or end its worker (Node only);
- * 4 is 0 with part 0 first keeping the main thread busy for args[1] ms, so that the workers claim the rest.
+ * 4 is 0 with part 0 first waiting (at most args[1] ms) until every other part is written, so that the
+ * workers must have claimed them all.
  */
-export const probeTask = defineTask('threads.probe', (args, part) => {
+export const probeTask = defineTask('threads.probe', (args, part, parts) => {
   const mode = args[0];
   if (part === 1 && mode === 1) throw new Error('forced failure in a worker');
   if (part === 1 && mode === 2) for (;;);
   if (part === 1 && mode === 3) (globalThis as { process?: { exit(code: number): never } }).process?.exit(7);
-  if (part === 0 && mode === 4) for (const until = performance.now() + (args[1] as number); performance.now() < until; );
   const slot = sharedSlot('threads.probe');
+  if (part === 0 && mode === 4) {
+    const until = performance.now() + (args[1] as number);
+    while (slot.subarray(1, parts).includes(0) && performance.now() < until);
+  }
   slot[part] = part + 1;
   slot[32 + part] = onWorker ? 2 : 1;
 });
