@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { assessCore, CoreReference, calibrateCore, DEFAULT_SLOW_CORE, PROBE_DESCRIPTION } from './method/core.js';
 import { describeMachine, fileStamp, packageVersions } from './method/machine.js';
 import { markdownReport } from './report/markdown.js';
 import { jsonLine, type RunRecord } from './report/record.js';
@@ -90,14 +91,19 @@ async function main(argv: string[]): Promise<number> {
   const details = new Map<string, Record<string, string>>();
   const progress = new Progress(targets.length * cases.length, !options.quiet);
   const oracleDir = mkdtempSync(join(os.tmpdir(), 'shuffle-bench-'));
+  // The core-speed reference (method/core.ts): best of a few probes here, lowered by every faster probe a target reports.
+  const calibrationMs = calibrateCore();
+  const slowThreshold = options.timing.slowCore ?? DEFAULT_SLOW_CORE;
+  const reference = new CoreReference(calibrationMs);
   try {
     await runTargets(targets, cases, {
       inProcess: options.inProcess,
       quiet: options.quiet,
       tiny: options.tiny,
       batch: options.batch,
-      execute: { timing: options.timing, target: options.target },
+      execute: { timing: options.timing, target: options.target, probeScale: options.probeScale?.[0] },
       oracleDir,
+      core: { reference, threshold: slowThreshold, rerun: options.slowRerun, rerunProbeScale: options.probeScale?.[1] },
       beforeOutput: () => progress.interrupt(),
       onEvent: (event) => {
         if (event.type === 'start') progress.start(event.target, event.caseKey);
@@ -112,6 +118,8 @@ async function main(argv: string[]): Promise<number> {
     rmSync(oracleDir, { recursive: true, force: true });
   }
   progress.finish();
+  // Every slowdown against the fastest probe of the whole run (results stay in run order; times are as measured).
+  const referenceMs = assessCore(results, calibrationMs, slowThreshold);
 
   const record: RunRecord = {
     date: started.toISOString(),
@@ -129,6 +137,14 @@ async function main(argv: string[]): Promise<number> {
     results,
     seconds: (performance.now() - startedMs) / 1000,
     notes: options.notes.length ? options.notes : undefined,
+    core: {
+      probe: PROBE_DESCRIPTION,
+      calibrationMs,
+      referenceMs,
+      threshold: slowThreshold,
+      rerun: options.slowRerun && !options.inProcess,
+      probeScale: options.probeScale ?? undefined,
+    },
   };
 
   if (options.json) {

@@ -1,3 +1,4 @@
+import { type CoreProbe, DEFAULT_SLOW_CORE, PROBE_INTERVAL_MS, probeCore } from './core.js';
 import { type Load, type LoadSample, loadBetween, sampleLoad } from './load.js';
 
 /**
@@ -16,6 +17,11 @@ export interface TimingOptions {
   warmupMaxReps: number;
   /** Other processes' average busy cores above which a result is marked busy. */
   busyThresholdCores: number;
+  /**
+   * Core-speed probe slowdown (method/core.ts) above which a result is marked "slow core" (default
+   * DEFAULT_SLOW_CORE; records written before the probe existed lack it).
+   */
+  slowCore?: number;
 }
 
 export const DEFAULT_TIMING: TimingOptions = {
@@ -26,6 +32,7 @@ export const DEFAULT_TIMING: TimingOptions = {
   warmupMaxMs: 1500,
   warmupMaxReps: 50,
   busyThresholdCores: 0.25,
+  slowCore: DEFAULT_SLOW_CORE,
 };
 
 /** Timings of tiny runs (the test suite): a handful of runs, no settling. */
@@ -37,6 +44,7 @@ export const QUICK_TIMING: TimingOptions = {
   warmupMaxMs: 0,
   warmupMaxReps: 0,
   busyThresholdCores: 0.25,
+  slowCore: DEFAULT_SLOW_CORE,
 };
 
 export interface Timing {
@@ -53,6 +61,11 @@ export interface Timing {
    */
   single: boolean;
   load: Load;
+  /**
+   * The core-speed probe (method/core.ts) right before and right after the timed runs and about once a
+   * second among them (a single-run result: once, right after its run). Absent in older records.
+   */
+  core?: CoreProbe;
 }
 
 export type Run = () => void | Promise<void>;
@@ -82,15 +95,18 @@ function settledAfter(times: readonly number[]): boolean {
 /**
  * Times `run` after a first (validation) run that took `first.ms` between the load samples `first.start`
  * and `first.end`. `afterRun`, when given, is called after every run, outside the timed span (a memory
- * sample, say).
+ * sample, say). `probeScale` multiplies the core-speed probe's times: a test hook (1 otherwise).
  */
 export async function measure(
   run: Run,
   first: { ms: number; start: LoadSample; end: LoadSample },
   o: TimingOptions,
   afterRun: () => void = () => {},
+  probeScale = 1,
 ): Promise<Timing> {
   if (first.ms >= o.maxTimeMs) {
+    // The validation run is the only sample: the probe runs right after it.
+    const core: CoreProbe = { probesMs: [probeCore(probeScale)] };
     return {
       medianMs: first.ms,
       minMs: first.ms,
@@ -100,6 +116,7 @@ export async function measure(
       settled: false,
       single: true,
       load: loadBetween(first.start, first.end, o.busyThresholdCores),
+      core,
     };
   }
 
@@ -118,14 +135,26 @@ export async function measure(
   }
 
   const samples: number[] = [];
+  // The core-speed probe right before, about once a second among and right after the timed runs, outside
+  // every run's timed span; the time bounds count the runs only.
+  const core: CoreProbe = { probesMs: [probeCore(probeScale)] };
   const start = sampleLoad();
   let elapsed = 0;
+  let probing = 0;
+  let lastProbe = start.wallMs;
   while (samples.length < o.maxReps && elapsed < o.maxTimeMs && (samples.length < o.minReps || elapsed < o.minTimeMs)) {
     samples.push(await timeOnce(run));
     afterRun();
-    elapsed = performance.now() - start.wallMs;
+    const now = performance.now();
+    if (now - lastProbe >= PROBE_INTERVAL_MS) {
+      core.probesMs.push(probeCore(probeScale));
+      lastProbe = performance.now();
+      probing += lastProbe - now;
+    }
+    elapsed = performance.now() - start.wallMs - probing;
   }
   const end = sampleLoad();
+  core.probesMs.push(probeCore(probeScale));
   return {
     medianMs: median(samples),
     minMs: Math.min(...samples),
@@ -135,5 +164,6 @@ export async function measure(
     settled,
     single: false,
     load: loadBetween(start, end, o.busyThresholdCores),
+    core,
   };
 }

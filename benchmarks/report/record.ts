@@ -1,4 +1,5 @@
 import type { Case } from '../cases/case.js';
+import { DEFAULT_SLOW_CORE } from '../method/core.js';
 import type { Machine } from '../method/machine.js';
 import { formatBytes } from '../method/memory.js';
 import type { TimingOptions } from '../method/timing.js';
@@ -23,6 +24,28 @@ export interface RunRecord {
   seconds: number;
   /** Lines the person running it added (--note). */
   notes?: string[];
+  /** The core-speed check (method/core.ts); absent in records written before it existed. */
+  core?: CoreCheck;
+}
+
+export interface CoreCheck {
+  /** What the probe runs. */
+  probe: string;
+  /** Best of the probes run in the runner's own process at the start (ms). */
+  calibrationMs: number;
+  /** The reference every slowdown is relative to: the fastest probe of the whole run, calibration included (ms). */
+  referenceMs: number;
+  /** Slowdown above which a result is marked slow core. */
+  threshold: number;
+  /** Whether whole-network cases on a slow core were rerun once in a fresh process. */
+  rerun: boolean;
+  /** The test hook's probe scales (first attempt, rerun), when it was used: these probes were not as measured. */
+  probeScale?: [number, number];
+}
+
+/** The slow-core threshold a record used. */
+export function slowCoreThreshold(record: RunRecord): number {
+  return record.core?.threshold ?? record.timing.slowCore ?? DEFAULT_SLOW_CORE;
 }
 
 export function resultFor(record: RunRecord, target: string, caseKey: string): CaseResult | undefined {
@@ -111,6 +134,18 @@ export function jsonLine(record: RunRecord, r: CaseResult): Record<string, unkno
     validation: r.validation ? { error: r.validation.error, tolerance: r.validation.tolerance } : null,
     busy: t?.load.busy ?? null,
     otherProcessesCores: t?.load.othersCores ?? null,
+    slowCore: t?.core?.slow ?? null,
+    coreSlowdown: t?.core?.slowdown ?? null,
+    coreProbesMs: t?.core?.probesMs ?? null,
+    coreReferenceMs: t?.core?.referenceMs ?? null,
+    slowCoreRerun: r.slowCoreRerun
+      ? {
+          kept: r.slowCoreRerun.kept,
+          otherStatus: r.slowCoreRerun.other.status,
+          otherMedianMs: r.slowCoreRerun.other.timing?.medianMs ?? null,
+          otherCoreSlowdown: r.slowCoreRerun.other.timing?.core?.slowdown ?? null,
+        }
+      : null,
     variants: r.variants?.map((v) => ({ variant: v.variant, status: v.status, medianMs: v.timing?.medianMs ?? null, reason: v.reason })),
     memory: r.memory ?? null,
     phases: r.phases ?? null,

@@ -28,6 +28,8 @@ export interface ExecuteOptions {
   timing: TimingOptions;
   target: TargetOptions;
   oracles: OracleStore;
+  /** Multiplies the core-speed probe's times (method/core.ts): a test hook that makes a process look slow; 1 otherwise. */
+  probeScale?: number;
 }
 
 function base(def: TargetDefinition, c: Case): Omit<CaseResult, 'status'> {
@@ -111,6 +113,7 @@ async function runVariant(
   c: Case,
   timing: TimingOptions,
   memory: MemoryWatch | null,
+  probeScale: number,
 ): Promise<VariantResult & { error?: unknown }> {
   const result: VariantResult & { error?: unknown } = { variant: p.variant, note: p.note, status: 'failed' };
   try {
@@ -132,7 +135,7 @@ async function runVariant(
     // A gpu target's first call compiles the case's kernels, which its compile phase reports: the timing
     // starts from a second call, so that a first call longer than maxTimeMs is not taken as the only sample.
     const steady = isPhased(p) ? await timeSteady(p) : { ms, start, end };
-    result.timing = await measure(() => p.run(), steady, timing, memory ? () => memory.sample() : undefined);
+    result.timing = await measure(() => p.run(), steady, timing, memory ? () => memory.sample() : undefined, probeScale);
     if (isPhased(p)) result.phases = await measurePhases(p, timing);
     result.status = 'ok';
   } catch (error) {
@@ -154,7 +157,7 @@ export async function runCase(def: TargetDefinition, session: TargetSession, c: 
     if (isUnsupported(p)) return { ...head, status: 'unsupported', reason: p.unsupported };
     prepared = p;
     const variants: (VariantResult & { error?: unknown })[] = [];
-    for (const variant of prepared) variants.push(await runVariant(variant, setup, c, options.timing, memory));
+    for (const variant of prepared) variants.push(await runVariant(variant, setup, c, options.timing, memory, options.probeScale ?? 1));
     const memoryUse = memory?.stop();
     const valid = variants.filter((v) => v.status === 'ok');
     const best = valid.sort((a, b) => (a.timing?.medianMs ?? 0) - (b.timing?.medianMs ?? 0))[0];

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { type Case, type Direction, SUITES, type Suite } from '../cases/case.js';
 import { networkCases } from '../cases/network.js';
 import { opCases } from '../cases/ops.js';
+import { DEFAULT_SLOW_CORE } from '../method/core.js';
 import { DEFAULT_TIMING, QUICK_TIMING, type TimingOptions } from '../method/timing.js';
 import type { TargetOptions } from '../targets/target.js';
 
@@ -16,6 +17,13 @@ export interface RunOptions {
   tiny: boolean;
   batch: number;
   timing: TimingOptions;
+  /** Rerun a whole-network case once in a fresh process when its process probed as a slow core (method/core.ts). */
+  slowRerun: boolean;
+  /**
+   * Test hook (SHUFFLE_BENCH_PROBE_SCALE=<first>[,<rerun>]): multiplies the core-speed probe's times in the
+   * targets' processes, the first attempt's and a rerun's, so that a run can be made to look slow. null: off.
+   */
+  probeScale: [number, number] | null;
   target: TargetOptions;
   json: boolean;
   out: string;
@@ -57,6 +65,12 @@ Timing (warm-up until the last 3 runs agree with the 3 before within 5%, then ti
   --warmup <s>           warm-up time bound (default ${DEFAULT_TIMING.warmupMaxMs / 1000})
   --busy <cores>         mark a result busy when other processes used more than this many cores
                          on average while it was timed (default ${DEFAULT_TIMING.busyThresholdCores})
+  --slow-core <ratio>    mark a result "slow core" when the core-speed probe timed around its runs in
+                         its process took more than this times the fastest probe of the run, i.e. the
+                         process ran on a core that slow (default ${DEFAULT_SLOW_CORE})
+  --no-slow-rerun        do not run a whole-network case again in a fresh process when its process was
+                         on a slow core (by default it is, once, and the attempt with the faster probe is
+                         reported, the other kept in the JSON)
 
 Peers
   --ort-threads <n>      onnxruntime intra-op threads (default 1)
@@ -97,6 +111,17 @@ function number(name: string, value: string | undefined, fallback: number, integ
   return n;
 }
 
+/** The core-speed probe's test hook: see RunOptions.probeScale. */
+export const PROBE_SCALE_ENV = 'SHUFFLE_BENCH_PROBE_SCALE';
+
+export function probeScale(value: string | undefined): [number, number] | null {
+  if (!value) return null;
+  const scales = list(value).map(Number);
+  if (scales.length < 1 || scales.length > 2 || scales.some((x) => !Number.isFinite(x) || x <= 0))
+    throw new Error(`${PROBE_SCALE_ENV} expects one or two positive numbers (first attempt, rerun), got '${value}'`);
+  return [scales[0] as number, scales[1] ?? (scales[0] as number)];
+}
+
 export function parseOptions(argv: readonly string[]): RunOptions {
   const { values } = parseArgs({
     args: [...argv],
@@ -117,6 +142,8 @@ export function parseOptions(argv: readonly string[]): RunOptions {
       'max-time': { type: 'string' },
       warmup: { type: 'string' },
       busy: { type: 'string' },
+      'slow-core': { type: 'string' },
+      'no-slow-rerun': { type: 'boolean' },
       'ort-threads': { type: 'string' },
       'tfjs-grouped': { type: 'string' },
       json: { type: 'boolean' },
@@ -153,6 +180,7 @@ export function parseOptions(argv: readonly string[]): RunOptions {
     warmupMaxMs: seconds('warmup', values.warmup, defaults.warmupMaxMs),
     warmupMaxReps: defaults.warmupMaxReps,
     busyThresholdCores: number('busy', values.busy, defaults.busyThresholdCores),
+    slowCore: number('slow-core', values['slow-core'], defaults.slowCore ?? DEFAULT_SLOW_CORE),
   };
   const backends = (values.backend ?? []).flatMap((b) => list(b));
   return {
@@ -164,6 +192,8 @@ export function parseOptions(argv: readonly string[]): RunOptions {
     tiny,
     batch,
     timing,
+    slowRerun: !(values['no-slow-rerun'] ?? false),
+    probeScale: probeScale(process.env[PROBE_SCALE_ENV]),
     target: {
       layout,
       ortThreads: Math.max(1, number('ort-threads', values['ort-threads'], 1, true)),

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Case } from '../cases/case.js';
+import type { CoreReference } from '../method/core.js';
 import type { TargetDefinition } from '../targets/target.js';
 import { type ExecuteOptions, executeTarget } from './execute.js';
 import { OracleStore } from './oracle.js';
@@ -18,6 +19,12 @@ import type { CaseResult, RunnerEvent } from './result.js';
  * figures (method/memory.ts) start from the runtime and its libraries rather than from what earlier cases
  * left in the allocator. A network case runs for seconds, so the process start (~1-2 s) costs little.
  * Children run with --expose-gc, so the memory watch can collect before it starts.
+ *
+ * Every result's core-speed probes (method/core.ts) go into the run's reference as they arrive. A
+ * whole-network case whose process probed slower than the threshold is run once more in a fresh process
+ * (which the scheduler may well put on another core), and the attempt whose probe was faster is reported,
+ * with the other kept beside it (CaseResult.slowCoreRerun). Op cases share a process, so they are only
+ * marked, never rerun.
  */
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -45,13 +52,72 @@ export interface RunTargetsOptions {
   onEvent: (event: RunnerEvent) => void;
   /** Called before a child's output is copied to stderr (to clear a progress line). */
   beforeOutput?: () => void;
+  /**
+   * The slow-core check: the run's reference (fed every probe that arrives), the slowdown threshold, and
+   * whether a whole-network case run in a child process is rerun once when its probe was slower than that.
+   * `rerunProbeScale` is the test hook's scale for reruns (default: execute.probeScale).
+   */
+  core?: { reference: CoreReference; threshold: number; rerun: boolean; rerunProbeScale?: number };
 }
 
 export async function runTargets(targets: readonly TargetDefinition[], cases: readonly Case[], options: RunTargetsOptions): Promise<void> {
   const oracles = new OracleStore(options.oracleDir);
+  const onEvent = (event: RunnerEvent) => {
+    if (event.type === 'result') options.core?.reference.see(event.result);
+    options.onEvent(event);
+  };
+  const direct = { ...options, onEvent };
   for (const t of targets) {
-    if (options.inProcess && !t.isolated) await executeTarget(t, cases, { ...options.execute, oracles }, options.onEvent);
-    else for (const group of processGroups(cases)) await runChild([t], group, options);
+    if (options.inProcess && !t.isolated) await executeTarget(t, cases, { ...options.execute, oracles }, onEvent);
+    else
+      for (const group of processGroups(cases)) {
+        if (options.core?.rerun && group.every((c) => c.kind === 'network')) await runChildRerunSlow(t, group, direct);
+        else await runChild([t], group, direct);
+      }
+  }
+}
+
+/** Runs the cases in a child; each result whose probe was slow is run once more in a fresh child (see above). */
+async function runChildRerunSlow(t: TargetDefinition, cases: readonly Case[], options: RunTargetsOptions): Promise<void> {
+  const core = options.core;
+  if (!core) return runChild([t], cases, options);
+  const attempt = async (group: readonly Case[], probeScale: number | undefined): Promise<CaseResult[]> => {
+    const results: CaseResult[] = [];
+    await runChild([t], group, {
+      ...options,
+      execute: { ...options.execute, probeScale },
+      onEvent: (event) => {
+        if (event.type !== 'result') return options.onEvent(event);
+        core.reference.see(event.result);
+        results.push(event.result);
+      },
+    });
+    return results;
+  };
+  for (const first of await attempt(cases, options.execute.probeScale)) {
+    const slowdown = core.reference.slowdown(first);
+    const c = cases.find((k) => k.key === first.caseKey);
+    if (first.status !== 'ok' || slowdown === null || slowdown <= core.threshold || !c) {
+      options.onEvent({ type: 'result', result: first });
+      continue;
+    }
+    if (!options.quiet) {
+      options.beforeOutput?.();
+      process.stderr.write(
+        `${t.name} ${first.caseKey}: its process probed ${slowdown.toFixed(2)}x slower than the fastest core seen; running it again in a fresh process\n`,
+      );
+    }
+    const again = (await attempt([c], core.rerunProbeScale ?? options.execute.probeScale)).find((r) => r.caseKey === first.caseKey);
+    const rerunSlowdown = again ? core.reference.slowdown(again) : null;
+    // Both are judged against the same (updated) reference: the lower median probe wins.
+    const keepRerun = again?.status === 'ok' && rerunSlowdown !== null && rerunSlowdown < (core.reference.slowdown(first) ?? slowdown);
+    const result: CaseResult =
+      keepRerun && again
+        ? { ...again, slowCoreRerun: { kept: 'rerun', other: first } }
+        : again
+          ? { ...first, slowCoreRerun: { kept: 'first', other: again } }
+          : first;
+    options.onEvent({ type: 'result', result });
   }
 }
 

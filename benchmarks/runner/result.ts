@@ -50,6 +50,11 @@ export interface CaseResult {
   variants?: VariantResult[];
   /** Memory while the case was prepared and run (whole-network cases that ran). */
   memory?: MemoryUse;
+  /**
+   * A whole-network case whose process probed as a slow core (method/core.ts) is run once more in a fresh
+   * process, and the attempt whose probe was faster is reported: which one that was, and the other, whole.
+   */
+  slowCoreRerun?: { kept: 'first' | 'rerun'; other: CaseResult };
   flops: number;
   bytes: number;
 }
