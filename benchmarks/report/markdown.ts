@@ -2,7 +2,18 @@ import type { Suite } from '../cases/case.js';
 import { formatBytes } from '../method/memory.js';
 import type { CaseResult } from '../runner/result.js';
 import { phaseSection } from './phases.js';
-import { formatMs, formatRatio, gbps, gflops, peakRssCell, type RunRecord, resultFor, speedup, statusMark } from './record.js';
+import {
+  formatMs,
+  formatRatio,
+  gbps,
+  gflops,
+  peakRssCell,
+  type RunRecord,
+  resultFor,
+  slowCoreThreshold,
+  speedup,
+  statusMark,
+} from './record.js';
 
 /** The Markdown report: machine, versions, method, the tables, the chart, and every caveat. */
 
@@ -22,9 +33,85 @@ function timeCell(r: CaseResult | undefined, withRange: boolean): string {
   if (r?.status !== 'ok' || !r.timing) return statusMark(r);
   const t = r.timing;
   const busy = t.load.busy ? '\\*' : '';
+  const slow = t.core?.slow ? ' †' : '';
   const single = t.single ? ' (1 run)' : '';
   const range = withRange && !t.single ? ` (${formatMs(t.minMs, false)}–${formatMs(t.maxMs, false)})` : '';
-  return `${formatMs(t.medianMs)}${range}${single}${busy}`;
+  return `${formatMs(t.medianMs)}${range}${single}${busy}${slow}`;
+}
+
+/** The method's paragraph on the core-speed probe (method/core.ts), for records that have it. */
+function coreMethod(record: RunRecord): string {
+  const core = record.core;
+  if (!core) return '';
+  return (
+    `Results marked † were timed on a slow core. Each target's process runs a core-speed probe (${core.probe}, ` +
+    "a few ms, no memory traffic) right before and right after each case's timed runs and about once a second among them " +
+    '(a "1 run" result: right after its run), outside the timed spans. The median of those probe times over the run\'s ' +
+    `reference, the fastest probe of the whole run (at most the best of 10 in the runner's own process at the start; ` +
+    `${formatMs(core.referenceMs)} here), is the result's probe slowdown; above ${core.threshold}x the process ran on a core that much ` +
+    'slower than the fastest seen (on a small VM one vCPU can run ~1.8x slower for a while, with no steal time and nothing else ' +
+    'running, and a process tends to stay on the vCPU it started on), so its time, and every ratio with it, is inflated by up to ' +
+    'that factor. Another process sharing the core slows the probe too: such a result is usually marked \\* as well. ' +
+    'Times are never rescaled; the JSON record keeps every probe (timing.core). ' +
+    (core.rerun
+      ? 'A whole-network case whose process probed slow is run once more in a fresh process, and the attempt with the faster ' +
+        'probe is reported (the slow-core section lists them, and the JSON keeps the other attempt in slowCoreRerun); op cases ' +
+        'share a process and are only marked.'
+      : 'Slow results were not rerun (--no-slow-rerun).')
+  );
+}
+
+/** The footnote on results marked †, the reruns, and the test hook if it was on (empty when none). */
+function coreSection(record: RunRecord): string[] {
+  const core = record.core;
+  const threshold = slowCoreThreshold(record);
+  const slow = record.results.filter((r) => r.status === 'ok' && r.timing?.core?.slow);
+  const reruns = record.results.filter((r) => r.slowCoreRerun);
+  if (!core || (!slow.length && !reruns.length && !core.probeScale)) return [];
+  const out = ['## Slow core (†)', ''];
+  if (core.probeScale) {
+    out.push(
+      `**The probe's test hook was on** (SHUFFLE_BENCH_PROBE_SCALE): every probe time in the targets' processes was multiplied by ` +
+        `${core.probeScale[0]} (a rerun's by ${core.probeScale[1]}), so this run's slow-core marks are forced, not measured.`,
+      '',
+    );
+  }
+  if (slow.length) {
+    const ok = record.results.filter((r) => r.status === 'ok').length;
+    const worst = Math.max(...slow.map((r) => r.timing?.core?.slowdown ?? 0));
+    out.push(
+      `† ${slow.length} of ${ok} results were timed in a process whose core-speed probe ran more than ${threshold}x the run's ` +
+        `reference of ${formatMs(core.referenceMs)} (up to ${worst.toFixed(2)}x): that process was on a slower core, so these times are ` +
+        'likely inflated by up to their factor, and ratios with them (marked † too) are not to be trusted. They are shown as measured.',
+      '',
+    );
+    for (const r of slow) {
+      const c = r.timing?.core;
+      if (!c) continue;
+      out.push(
+        `- ${r.target} ${r.caseKey}: ${formatMs(r.timing?.medianMs ?? 0)}, probe ${(c.slowdown ?? 0).toFixed(2)}x ` +
+          `(${c.probesMs.map((ms) => ms.toFixed(1)).join(', ')} ms)`,
+      );
+    }
+    out.push('');
+  }
+  if (reruns.length) {
+    out.push('Whole-network cases run again in a fresh process because their first process probed slow:', '');
+    for (const r of reruns) {
+      const rerun = r.slowCoreRerun;
+      if (!rerun) continue;
+      const [first, second] = rerun.kept === 'first' ? [r, rerun.other] : [rerun.other, r];
+      const attempt = (a: typeof r) =>
+        a.status === 'ok' && a.timing
+          ? `${formatMs(a.timing.medianMs)} (probe ${a.timing.core?.slowdown?.toFixed(2) ?? '?'}x)`
+          : `${a.status}${a.reason ? ` (${a.reason})` : ''}`;
+      out.push(
+        `- ${r.target} ${r.caseKey}: first ${attempt(first)}, rerun ${attempt(second)}; reported: the ${rerun.kept === 'first' ? 'first' : 'rerun'}`,
+      );
+    }
+    out.push('');
+  }
+  return out;
 }
 
 export function markdownReport(record: RunRecord, chartFile: string | null): string {
@@ -66,6 +153,7 @@ export function markdownReport(record: RunRecord, chartFile: string | null): str
       'Cells show the median, with (min–max). Each target runs in a process of its own, one after the other. ' +
       `Results marked \\* were timed while other processes kept more than ${record.timing.busyThresholdCores} cores busy on average ` +
       "(machine CPU time from /proc/stat minus this process's own): treat them as noisy. " +
+      (coreMethod(record) ? `${coreMethod(record)} ` : '') +
       'FLOPs count a multiply-add as 2 (the ShuffleNet papers count multiply-adds, so their "FLOPs" are half of ours); pooling counts one operation per window tap; a training step counts 3 forwards. ' +
       `Our backends take ${record.layout} inputs; TensorFlow.js runs NHWC (its CPU and WASM kernels take nothing else); onnxruntime NCHW.`,
     '',
@@ -107,7 +195,9 @@ export function markdownReport(record: RunRecord, chartFile: string | null): str
             ...others.map((t) => {
               const r = resultFor(record, t, c.key);
               const x = r ? speedup(record, r) : null;
-              return x === null ? statusMark(r) || '–' : formatRatio(x);
+              if (x === null) return statusMark(r) || '–';
+              const slow = r?.timing?.core?.slow || resultFor(record, record.baseline ?? '', c.key)?.timing?.core?.slow;
+              return `${formatRatio(x)}${slow ? ' †' : ''}`;
             }),
           ]),
         ),
@@ -242,5 +332,6 @@ export function markdownReport(record: RunRecord, chartFile: string | null): str
       '',
     );
   }
+  out.push(...coreSection(record));
   return `${out.join('\n')}\n`;
 }

@@ -4,7 +4,7 @@ import { formatMs, type RunRecord, resultFor } from './record.js';
 /**
  * A hand-written SVG chart: for each case a group of horizontal bars, one per target, whose length is
  * the median time on a log scale (so a 1000x spread stays readable); whiskers show min and max. Results
- * timed on a busy machine are drawn hatched.
+ * timed on a busy machine are drawn hatched; those timed on a slow core (method/core.ts) carry a †.
  */
 
 const COLORS = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
@@ -76,16 +76,17 @@ export function svgChart(record: RunRecord): string {
         return;
       }
       const { medianMs, minMs, maxMs, load } = r.timing;
+      const slow = r.timing.core?.slow ? '†' : '';
       const color = COLORS[ti % COLORS.length];
       const w = Math.max(1, x(medianMs) - labelWidth);
       parts.push(
-        `<rect x="${labelWidth}" y="${y}" width="${w.toFixed(1)}" height="${bar}" fill="${color}"><title>${escapeXml(`${t} ${c.key}: ${formatMs(medianMs)} (min ${formatMs(minMs)}, max ${formatMs(maxMs)}, ${r.timing.reps} runs)`)}</title></rect>`,
+        `<rect x="${labelWidth}" y="${y}" width="${w.toFixed(1)}" height="${bar}" fill="${color}"><title>${escapeXml(`${t} ${c.key}: ${formatMs(medianMs)} (min ${formatMs(minMs)}, max ${formatMs(maxMs)}, ${r.timing.reps} runs)${slow ? `, slow core: probe ${r.timing.core?.slowdown?.toFixed(2)}x` : ''}`)}</title></rect>`,
       );
       if (load.busy) parts.push(`<rect x="${labelWidth}" y="${y}" width="${w.toFixed(1)}" height="${bar}" fill="url(#busy)"/>`);
       const my = y + bar / 2;
       parts.push(`<line x1="${x(minMs).toFixed(1)}" y1="${my}" x2="${x(maxMs).toFixed(1)}" y2="${my}" stroke="#333" stroke-width="1"/>`);
       parts.push(
-        `<text x="${(Math.max(x(maxMs), x(medianMs)) + 4).toFixed(1)}" y="${y + bar - 1}" font-size="9" fill="#333">${escapeXml(formatMs(medianMs))}${load.busy ? '*' : ''}</text>`,
+        `<text x="${(Math.max(x(maxMs), x(medianMs)) + 4).toFixed(1)}" y="${y + bar - 1}" font-size="9" fill="#333">${escapeXml(formatMs(medianMs))}${load.busy ? '*' : ''}${slow}</text>`,
       );
     });
   });

@@ -1,15 +1,17 @@
 import { phaseLegend, phaseRows } from './phases.js';
-import { formatMs, formatRatio, peakRssCell, type RunRecord, resultFor, speedup, statusMark } from './record.js';
+import { formatMs, formatRatio, peakRssCell, type RunRecord, resultFor, slowCoreThreshold, speedup, statusMark } from './record.js';
 
 /**
  * The terminal table: one row per case, per target its median time and its speed-up over the baseline
- * (baseline time / its time). A trailing * marks a result timed while other processes were busy.
+ * (baseline time / its time). A trailing * marks a result timed while other processes were busy, a †
+ * one timed on a slow core (method/core.ts).
  */
 export function terminalTable(record: RunRecord): string {
   const targets = record.targets.map((t) => t.name);
   const header = ['case', ...targets];
   const rows: string[][] = [];
   let busy = false;
+  let slow = false;
   for (const c of record.cases) {
     const row = [c.key];
     for (const t of targets) {
@@ -19,8 +21,9 @@ export function terminalTable(record: RunRecord): string {
         continue;
       }
       const ratio = t === record.baseline ? '' : speedup(record, r);
-      const mark = r.timing.load.busy ? '*' : '';
-      if (mark) busy = true;
+      const mark = `${r.timing.load.busy ? '*' : ''}${r.timing.core?.slow ? '†' : ''}`;
+      if (r.timing.load.busy) busy = true;
+      if (r.timing.core?.slow) slow = true;
       row.push(`${formatMs(r.timing.medianMs)}${mark}${ratio ? ` ${formatRatio(ratio)}` : ''}`);
     }
     rows.push(row);
@@ -43,6 +46,12 @@ export function terminalTable(record: RunRecord): string {
   const notes: string[] = [];
   if (record.baseline) notes.push(`ratios: ${record.baseline} time / this time (above 1: faster than ${record.baseline})`);
   if (busy) notes.push('*: other processes kept the CPUs busy while this was timed (see the report)');
+  if (slow)
+    notes.push(
+      `†: timed on a slow core: the core-speed probe in its process ran over ${slowCoreThreshold(record)}x the fastest of the run, so the time (and its ratio) is inflated (see the report)`,
+    );
+  for (const r of record.results.filter((r) => r.slowCoreRerun))
+    notes.push(`${r.target} ${r.caseKey}: rerun in a fresh process after a slow-core probe; reported: the ${r.slowCoreRerun?.kept}`);
   const problems = record.results.filter((r) => r.status === 'invalid' || r.status === 'failed');
   for (const r of problems) notes.push(`${r.target} ${r.caseKey}: ${r.status} (${r.reason ?? 'no reason given'})`);
   return `${[...out, '', ...notes].join('\n')}\n`;
