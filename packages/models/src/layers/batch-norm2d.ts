@@ -36,7 +36,7 @@ export class BatchNorm2d extends Layer {
   readonly eps: number;
   /** Whether forward and backward include the following ReLU (see BatchNorm2dLayerOptions.relu). */
   readonly fusedRelu: boolean;
-  private state: { x: Tensor; saved: BatchNorm2dSaved; training: boolean } | null = null;
+  private state: { x: Tensor; saved: BatchNorm2dSaved | undefined; training: boolean } | null = null;
   private deviceState: { x: DeviceTensor; saved: GpuBatchNorm2dSaved } | null = null;
 
   constructor(backend: Backend, name: string, options: BatchNorm2dLayerOptions) {
@@ -57,17 +57,29 @@ export class BatchNorm2d extends Layer {
     return { training, momentum: this.momentum, eps: this.eps };
   }
 
-  /** batch norm, or relu(batch norm) when the ReLU is fused. */
+  /**
+   * batch norm, or relu(batch norm) when the ReLU is fused. Inference calls the op without saved
+   * statistics (they are the running ones, which an eval-mode forward leaves as they are).
+   */
   forward(x: Tensor, training: boolean): Tensor {
     const args = [x, this.gamma.value, this.beta.value, this.runningMean.value, this.runningVar.value, this.options(training)] as const;
+    if (!training) {
+      this.state = { x, saved: undefined, training };
+      return this.fusedRelu ? this.backend.batchNormRelu2d(...args) : this.backend.batchNorm2d(...args);
+    }
     const { y, saved } = this.fusedRelu ? this.backend.batchNormRelu2dWithSaved(...args) : this.backend.batchNorm2dWithSaved(...args);
     this.state = { x, saved, training };
     return y;
   }
 
-  /** Given dL/dy of forward's output (after the ReLU when fused), dL/dx. */
+  /**
+   * Given dL/dy of forward's output (after the ReLU when fused), dL/dx. After an inference forward (a
+   * gradient check in eval mode) the statistics are the running ones, read again: the same as that
+   * forward's unless the buffers were written in between.
+   */
   backward(dy: Tensor): Tensor {
-    const { x, saved, training } = this.saved(this.state);
+    const { x, saved: kept, training } = this.saved(this.state);
+    const saved = kept ?? this.evalSaved(x);
     const gamma = this.gamma.value;
     const options = this.options(training);
     const { dx, dgamma, dbeta } = this.fusedRelu
@@ -76,6 +88,12 @@ export class BatchNorm2d extends Layer {
     setGradient(this.gamma, dgamma);
     setGradient(this.beta, dbeta);
     return dx;
+  }
+
+  /** The statistics an eval-mode forward uses, from the op (one forward pass: only a backward after inference pays it). */
+  private evalSaved(x: Tensor): BatchNorm2dSaved {
+    const args = [x, this.gamma.value, this.beta.value, this.runningMean.value, this.runningVar.value, this.options(false)] as const;
+    return (this.fusedRelu ? this.backend.batchNormRelu2dWithSaved(...args) : this.backend.batchNorm2dWithSaved(...args)).saved;
   }
 
   /**

@@ -27,9 +27,12 @@ function describePool(name: string, op: 'maxpool' | 'avgpool', window: PoolWindo
   };
 }
 
-/** Max pooling. Forward saves x and which element won each window; backward routes dy to the winners. */
+/**
+ * Max pooling. Forward saves x and, in training, which element won each window; backward routes dy to
+ * the winners (recomputed from x after an inference forward).
+ */
 export class MaxPool2d extends Layer {
-  private state: { x: Tensor; saved: MaxPool2dSaved } | null = null;
+  private state: { x: Tensor; saved: MaxPool2dSaved | undefined } | null = null;
   private deviceState: { x: DeviceTensor; saved: GpuMaxPool2dSaved } | null = null;
 
   constructor(
@@ -44,7 +47,16 @@ export class MaxPool2d extends Layer {
     return { kernelSize: this.window.kernelSize, stride: this.window.stride, padding: this.window.padding };
   }
 
-  forward(x: Tensor): Tensor {
+  /**
+   * Inference (training false) pools without the argmax: the plain op skips writing it, and the fast
+   * cpu kernel has a quicker path without it. A backward may still follow (gradient checks in eval mode):
+   * it recomputes the argmax from x. Default true, what a caller that does not say gets.
+   */
+  forward(x: Tensor, training = true): Tensor {
+    if (!training) {
+      this.state = { x, saved: undefined };
+      return this.backend.maxPool2d(x, this.options());
+    }
     const { y, saved } = this.backend.maxPool2dWithSaved(x, this.options());
     this.state = { x, saved };
     return y;
