@@ -2,7 +2,12 @@
  * Development benchmark for the fast CPU depthwise convolution and pooling kernels, at the ShuffleNet v1
  * (g=3, 1.0x, 224) shapes, batch 1 and 8, both layouts, forward and backward, against the reference.
  *
- *   pnpm exec tsx benchmarks/dev/depthwise-pool.ts [filter] [--no-reference]
+ *   pnpm exec tsx benchmarks/dev/depthwise-pool.ts [filter] [--no-reference] [--pool-ab]
+ *
+ * --pool-ab: only ShuffleNet's stem max pool forward (3x3 s2 p1, 24x112x112, batch 1), maxPool2d against
+ * maxPool2dWithSaved (what the model's inference called before it skipped the argmax), both layouts,
+ * on uniform and on ReLU'd input (half zeros), the two timed in alternation so that a slow spell of a
+ * noisy machine hits both alike.
  *
  * Reports the median (and minimum) of repeated runs after warm-up, in ms, and the effective bandwidth:
  * bytes read plus bytes written by the op's tensors (each counted once) over the median time. Depthwise
@@ -166,7 +171,45 @@ function time(run: () => unknown, minMs = 400, maxMs = 2500): { median: number; 
   return { median: samples[samples.length >> 1] as number, min: samples[0] as number };
 }
 
+/** Medians of runs of a and b, timed in alternation after a warm-up. */
+function timeAlternating(a: () => unknown, b: () => unknown, reps = 1500): [number, number] {
+  const samples: [number[], number[]] = [[], []];
+  for (let rep = 0; rep < reps + 200; rep++) {
+    for (const [i, run] of [a, b].entries()) {
+      const t0 = performance.now();
+      run();
+      if (rep >= 200) samples[i]?.push(performance.now() - t0);
+    }
+  }
+  return samples.map((s) => s.sort((p, q) => p - q)[s.length >> 1] as number) as [number, number];
+}
+
+function poolAb(): void {
+  const arena = new TensorArena();
+  const options = { kernelSize: 3, stride: 2, padding: 1 };
+  console.log(
+    `maxpool 3x3 s2 p1 24ch @112, N=1: median ms (GB/s of x + y), ${'maxPool2d'.padStart(16)} ${'WithSaved'.padStart(16)}  ratio`,
+  );
+  for (const input of ['uniform', 'relu'] as const) {
+    for (const layout of ['NCHW', 'NHWC'] as Layout[]) {
+      const uniform = rand([1, 24, 112, 112], 4, layout);
+      const x = input === 'relu' ? cpu.relu(uniform) : uniform;
+      const [plain, saved] = timeAlternating(
+        () => arena.run(() => cpu.maxPool2d(x, options)),
+        () => arena.run(() => cpu.maxPool2dWithSaved(x, options)),
+      );
+      const bytes = (x.size + x.size / 4) * 4;
+      const cell = (ms: number) => `${ms.toFixed(3)} (${(bytes / (ms * 1e6)).toFixed(2)})`.padStart(16);
+      console.log(`${`${input} ${layout}`.padEnd(62)} ${cell(plain)} ${cell(saved)}  ${(plain / saved).toFixed(2)}`);
+    }
+  }
+}
+
 const args = process.argv.slice(2);
+if (args.includes('--pool-ab')) {
+  poolAb();
+  process.exit(0);
+}
 const withReference = !args.includes('--no-reference');
 const filter = args.find((a) => !a.startsWith('--'));
 const fmt = (v: number, digits = 3) => v.toFixed(digits).padStart(8);
