@@ -257,6 +257,34 @@ describe('ShuffleNet v1 forward and backward', () => {
     expect(maxAbsDiff(trainFirst, tensor(trainLogits.data.slice(0, 5), [1, 5]))).toBeGreaterThan(1e-4);
   });
 
+  it('inference calls the ops without saved state; training the ones that save it; both backward', () => {
+    const calls: string[] = [];
+    const recording = new Proxy(reference, {
+      get(target, key, receiver) {
+        const value = Reflect.get(target, key, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          calls.push(String(key));
+          return value.apply(target, args);
+        };
+      },
+    });
+    const model = shuffleNetV1({ ...TINY, backend: recording });
+    const x = randomUniform([2, 3, 16, 16], { seed: 4 });
+    const saving = (names: string[]) => names.filter((name) => name.endsWith('WithSaved'));
+    model.forward(x);
+    expect(saving(calls)).toEqual([]);
+    expect(calls).toContain('maxPool2d');
+    expect(calls).toContain('batchNormRelu2d');
+    // A backward after an inference forward still works (gradient checks in eval mode): pools and norms recompute.
+    model.backward(randomUniform([2, 5], { seed: 5 }));
+    calls.length = 0;
+    model.forward(x, { training: true });
+    expect(calls).not.toContain('maxPool2d');
+    expect(saving(calls)).toContain('maxPool2dWithSaved');
+    expect(saving(calls)).toContain('batchNormRelu2dWithSaved');
+  });
+
   it('writing a parameter value changes the next forward; backward overwrites every grad', () => {
     const model = shuffleNetV1(TINY);
     const x = randomUniform([2, 3, 16, 16], { seed: 5 });

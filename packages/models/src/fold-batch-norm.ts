@@ -144,7 +144,7 @@ export class FoldedShuffleNetV1 {
     if (options?.training)
       fail('FoldedShuffleNetV1.forward', 'options.training', 'false (a folded model has no batch norm to train)', true);
     let y = this.firstRelu.forward(this.firstConv.forward(x));
-    if (this.maxPool) y = this.maxPool.forward(y);
+    if (this.maxPool) y = this.maxPool.forward(y, false);
     for (const unit of this.units) y = unit.forward(y);
     return this.classifier.forward(this.globalPool.forward(y));
   }

@@ -416,7 +416,7 @@ export class ShuffleNetV1 implements Model {
     const logits = arena.run(() => {
       let y = this.firstConv.forward(x);
       y = this.firstBn.forward(y, training); // and firstRelu
-      if (this.maxPool) y = this.maxPool.forward(y);
+      if (this.maxPool) y = this.maxPool.forward(y, training);
       for (const unit of this.units) y = unit.forward(y, training);
       y = this.globalPool.forward(y);
       return this.classifier.forward(y).clone();
