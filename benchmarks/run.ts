@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { measureCopyBandwidth } from './method/bandwidth.js';
 import { assessCore, CoreReference, calibrateCore, DEFAULT_SLOW_CORE, PROBE_DESCRIPTION } from './method/core.js';
 import { describeMachine, fileStamp, packageVersions } from './method/machine.js';
 import { markdownReport } from './report/markdown.js';
@@ -93,6 +94,7 @@ async function main(argv: string[]): Promise<number> {
   const oracleDir = mkdtempSync(join(os.tmpdir(), 'shuffle-bench-'));
   // The core-speed reference (method/core.ts): best of a few probes here, lowered by every faster probe a target reports.
   const calibrationMs = calibrateCore();
+  const bandwidth = measureCopyBandwidth();
   const slowThreshold = options.timing.slowCore ?? DEFAULT_SLOW_CORE;
   const reference = new CoreReference(calibrationMs);
   try {
@@ -145,6 +147,7 @@ async function main(argv: string[]): Promise<number> {
       rerun: options.slowRerun && !options.inProcess,
       probeScale: options.probeScale ?? undefined,
     },
+    bandwidth,
   };
 
   if (options.json) {

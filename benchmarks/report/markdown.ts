@@ -247,6 +247,33 @@ export function markdownReport(record: RunRecord, chartFile: string | null): str
       ),
       '',
     );
+    const copy = record.bandwidth;
+    if (suite === 'ops' && copy) {
+      out.push(
+        `### Memory traffic (GB/s of inputs and outputs; the best copy here: ${copy.cacheGBps.toFixed(1)} GB/s at 1 MiB, ${copy.memoryGBps.toFixed(1)} GB/s at 64 MiB)`,
+        '',
+        'The bytes each case must read and write at least, over its median time, and that as a share of the cache-sized copy ' +
+          `(${copy.method}, measured in the runner's process at the start of this run): how close a case comes to being bound by memory ` +
+          'rather than by arithmetic.',
+        '',
+      );
+      out.push(
+        table(
+          ['case', 'bytes', ...targets],
+          cases.map((c) => [
+            c.key,
+            formatBytes(c.bytes),
+            ...targets.map((t) => {
+              const r = resultFor(record, t, c.key);
+              if (r?.status !== 'ok') return statusMark(r);
+              const b = gbps(r);
+              return b === null ? '' : `${b.toFixed(2)} GB/s (${((100 * b) / copy.cacheGBps).toFixed(b < copy.cacheGBps / 100 ? 1 : 0)}%)`;
+            }),
+          ]),
+        ),
+        '',
+      );
+    }
   }
 
   out.push(...phaseSection(record, table));

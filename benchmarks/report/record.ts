@@ -1,4 +1,5 @@
 import type { Case } from '../cases/case.js';
+import type { CopyBandwidth } from '../method/bandwidth.js';
 import { DEFAULT_SLOW_CORE } from '../method/core.js';
 import type { Machine } from '../method/machine.js';
 import { formatBytes } from '../method/memory.js';
@@ -26,6 +27,8 @@ export interface RunRecord {
   notes?: string[];
   /** The core-speed check (method/core.ts); absent in records written before it existed. */
   core?: CoreCheck;
+  /** The machine's copy bandwidth (method/bandwidth.ts); absent in records written before it existed. */
+  bandwidth?: CopyBandwidth;
 }
 
 export interface CoreCheck {
