@@ -15,41 +15,52 @@
 
 /** What the probe computes, for the report. */
 export const PROBE_DESCRIPTION =
-  'a fixed loop of float32 loads and float64 multiply-adds into four independent sums over a 64 KiB array (300 passes)';
+  'a fixed loop of loads and multiply-adds into four independent sums over a plain array of 16,384 numbers (300 passes)';
 
 const PROBE_PASSES = 300;
 const PROBE_LENGTH = 1 << 14;
-const probeData = new Float32Array(PROBE_LENGTH);
-for (let i = 0; i < PROBE_LENGTH; i++) probeData[i] = 1 + (i % 7) * 1e-4;
+const probeData: number[] = Array.from({ length: PROBE_LENGTH }, (_, i) => 1 + (i % 7) * 1e-4);
 
 /**
- * The loop. It is throughput-bound like our kernels (loads and multiply-adds with four independent sums,
- * as in the GEMM micro-kernel), not latency-bound: the slow vCPU here slows such code by 1.6-1.75x but a
- * chain of dependent integer steps (this probe's first version) by only 1.07-1.3x, which missed it.
- * (Measured with the process pinned to each vCPU by taskset, medians of 9.) Returns a value that depends
- * on every step, so that the JIT cannot drop any of it.
+ * The loop. What it has to be, each point measured with the process pinned to one vCPU by taskset:
+ *   - throughput-bound like our kernels (loads and multiply-adds into four independent sums, as in the
+ *     GEMM micro-kernel): the slow vCPU here slows such code 1.6-1.75x, but a chain of dependent integer
+ *     steps (this probe's first version) only 1.07-1.3x, which missed it;
+ *   - on a plain array, not a typed one: once any ArrayBuffer in a process has been detached (transferred;
+ *     TensorFlow.js does), V8 drops an optimisation of typed-array access for good, and the same typed-array
+ *     loop ran 1.35-1.6x slower on the same core, which made every peer's process look like a slow core;
+ *   - many calls of a small function (probePass), which V8 optimises as a whole: as one long loop it was
+ *     optimised mid-run or not at all depending on the process, 1.6 or 8 ms on the same core.
+ * Returns a value that depends on every step, so that the JIT cannot drop any of it.
  */
 export function probeLoop(passes = PROBE_PASSES): number {
-  const a = probeData;
-  const mask = PROBE_LENGTH - 1;
-  let s0 = 0;
-  let s1 = 0;
-  let s2 = 0;
-  let s3 = 0;
-  for (let pass = 0; pass < passes; pass++) {
-    for (let i = 0; i < PROBE_LENGTH; i += 4) {
-      const b = a[(i * 7) & mask] as number;
-      s0 += (a[i] as number) * b;
-      s1 += (a[i + 1] as number) * b;
-      s2 += (a[i + 2] as number) * b;
-      s3 += (a[i + 3] as number) * b;
-    }
+  const sums = [0, 0, 0, 0];
+  for (let pass = 0; pass < passes; pass++) probePass(probeData, sums);
+  return (sums[0] as number) + (sums[1] as number) + (sums[2] as number) + (sums[3] as number);
+}
+
+/** One pass over the data, adding into `sums`. */
+function probePass(a: number[], sums: number[]): void {
+  const mask = a.length - 1;
+  let s0 = sums[0] as number;
+  let s1 = sums[1] as number;
+  let s2 = sums[2] as number;
+  let s3 = sums[3] as number;
+  for (let i = 0; i < a.length; i += 4) {
+    const b = a[(i * 7) & mask] as number;
+    s0 += (a[i] as number) * b;
+    s1 += (a[i + 1] as number) * b;
+    s2 += (a[i + 2] as number) * b;
+    s3 += (a[i + 3] as number) * b;
   }
-  return s0 + s1 + s2 + s3;
+  sums[0] = s0;
+  sums[1] = s1;
+  sums[2] = s2;
+  sums[3] = s3;
 }
 
 /** What probeLoop() returns: each probe checks it, which also keeps the loop's result in use. */
-export const PROBE_CHECKSUM = 4918149.009450259;
+export const PROBE_CHECKSUM = 4918149.022255548;
 
 let warmed = false;
 /** The fastest probe this process ran: a run well above it is repeated once (a preemption, a GC elsewhere). */
@@ -73,7 +84,7 @@ function timeProbe(): number {
 function warm(): void {
   if (warmed) return;
   warmed = true;
-  for (let i = 0; i < 3; i++) processBest = Math.min(processBest, timeProbe());
+  for (let i = 0; i < 8; i++) processBest = Math.min(processBest, timeProbe());
 }
 
 /**
