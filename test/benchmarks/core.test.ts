@@ -29,7 +29,8 @@ import { getTarget } from '../../benchmarks/targets/registry.js';
  * them with the fastest probe of the run and marks a result "slow core" above the threshold, in the JSON,
  * the Markdown and the table. A slow probe is forced with the test hook (probeScale /
  * SHUFFLE_BENCH_PROBE_SCALE): no assertion depends on how fast this machine's cores are, except that a
- * probe scaled 10x reads slower than 3x the fastest probe (this machine's slow vCPU is ~1.8x).
+ * probe scaled 20x reads above 5x the fastest probe and an unscaled one below (this machine's slow vCPU
+ * is ~1.8x; under a full parallel test run, raw probes have reached 3x).
  */
 
 const ONE_RUN: TimingOptions = {
@@ -130,7 +131,7 @@ describe('slow core in the runner, in this process', () => {
     const oracleDir = join(tmp, 'oracles');
     for (const [target, scale] of [
       ['reference', 1],
-      ['cpu', 10],
+      ['cpu', 20],
     ] as const) {
       await runTargets([getTarget(target)], selected, {
         inProcess: true,
@@ -139,7 +140,7 @@ describe('slow core in the runner, in this process', () => {
         batch: 1,
         execute: { timing: ONE_RUN, target: { layout: 'NCHW', ortThreads: 1 }, probeScale: scale },
         oracleDir,
-        core: { reference, threshold: 3, rerun: true },
+        core: { reference, threshold: 5, rerun: true },
         onEvent: (event) => {
           if (event.type === 'result') results.push(event.result);
         },
@@ -152,10 +153,10 @@ describe('slow core in the runner, in this process', () => {
     for (const r of results) expect(r.timing?.core?.probesMs.length, r.target).toBeGreaterThanOrEqual(1);
     // The runner fed every probe into the running reference.
     expect(reference.ms).toBeLessThanOrEqual(Math.min(calibrationMs, ...results.flatMap((r) => r.timing?.core?.probesMs ?? [])));
-    assessCore(results, calibrationMs, 3);
+    assessCore(results, calibrationMs, 5);
     const [ours, forced] = results as [CaseResult, CaseResult];
     expect(forced.timing?.core?.slow).toBe(true);
-    expect(forced.timing?.core?.slowdown).toBeGreaterThan(3);
+    expect(forced.timing?.core?.slowdown).toBeGreaterThan(5);
     expect(ours.timing?.core?.slow).toBe(false);
     // In this process nothing is rerun (op cases never are, and there is no fresh process to rerun in).
     expect(forced.slowCoreRerun).toBeUndefined();
@@ -276,6 +277,10 @@ describe('slow core through pnpm bench', () => {
     tmp,
     '--name',
     name,
+    // Only the forced (20x) probes may count as slow: on a loaded machine with a slow vCPU, raw probes
+    // alone have run 3x the reference.
+    '--slow-core',
+    '5',
   ];
   const read = (name: string) => ({
     json: JSON.parse(readFileSync(join(tmp, `${name}.json`), 'utf8')) as RunRecord,
@@ -283,17 +288,17 @@ describe('slow core through pnpm bench', () => {
   });
 
   it('marks forced-slow results in the JSON and the Markdown, and reports a network case from its faster rerun', () => {
-    const run = bench(args('rerun-faster'), '10,1');
+    const run = bench(args('rerun-faster'), '20,1');
     expect(run.status, run.stderr).toBe(0);
     const { json, md } = read('rerun-faster');
-    expect(json.core).toMatchObject({ threshold: 1.25, rerun: true, probeScale: [10, 1] });
+    expect(json.core).toMatchObject({ threshold: 5, rerun: true, probeScale: [20, 1] });
     expect(json.core?.referenceMs).toBeGreaterThan(0);
     const op = json.results.find((r) => r.caseKey === 'shuffle-60@tiny/forward');
     const net = json.results.find((r) => r.caseKey === 'g3-0.25x@32-b2/forward');
     expect(op?.status).toBe('ok');
     expect(op?.timing?.core?.slow).toBe(true);
     expect(op?.slowCoreRerun).toBeUndefined();
-    // The network case ran twice: the rerun (probe unscaled) is reported, the first (10x) kept beside it, raw.
+    // The network case ran twice: the rerun (probe unscaled) is reported, the first (20x) kept beside it, raw.
     expect(net?.slowCoreRerun?.kept).toBe('rerun');
     expect(net?.timing?.core?.slow).toBe(false);
     expect(net?.slowCoreRerun?.other.timing?.core?.slow).toBe(true);
@@ -305,12 +310,12 @@ describe('slow core through pnpm bench', () => {
   }, 120_000);
 
   it('keeps the first attempt when the rerun probed slower still, and reruns nothing with --no-slow-rerun', () => {
-    const slower = bench(args('rerun-slower'), '10,1000');
+    const slower = bench(args('rerun-slower'), '20,1000');
     expect(slower.status, slower.stderr).toBe(0);
     const net = read('rerun-slower').json.results.find((r) => r.caseKey === 'g3-0.25x@32-b2/forward');
     expect(net?.slowCoreRerun?.kept).toBe('first');
     expect(net?.timing?.core?.slow).toBe(true);
-    const none = bench([...args('no-rerun'), '--no-slow-rerun'], '10');
+    const none = bench([...args('no-rerun'), '--no-slow-rerun'], '20');
     expect(none.status, none.stderr).toBe(0);
     const { json, md } = read('no-rerun');
     expect(json.core?.rerun).toBe(false);
