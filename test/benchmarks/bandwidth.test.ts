@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { measureCopyBandwidth } from '../../benchmarks/method/bandwidth.js';
-import { DEFAULT_TIMING } from '../../benchmarks/method/timing.js';
 import { markdownReport } from '../../benchmarks/report/markdown.js';
 import type { RunRecord } from '../../benchmarks/report/record.js';
 import type { CaseResult } from '../../benchmarks/runner/result.js';
+import { testRecord } from './fixtures.js';
 
 /*
  * The copy bandwidth a run measures, and the op suite's memory-traffic table that compares each case's
@@ -33,35 +33,26 @@ const result = (target: string, medianMs: number): CaseResult => ({
   bytes: 2_000_000,
 });
 
-const record = (bandwidth: RunRecord['bandwidth']): RunRecord => ({
-  date: '2025-01-02T03:04:05.000Z',
-  machine: { name: 'test-2c', cpu: 'Test CPU', cpus: 2, memoryGiB: 4, os: 'Linux', node: 'v20', v8: '11', commit: 'abc' },
-  versions: {},
-  command: 'pnpm bench',
-  tiny: false,
-  batch: 1,
-  layout: 'NCHW',
-  timing: DEFAULT_TIMING,
-  baseline: 'cpu',
-  targets: [
-    { name: 'cpu', kind: 'ours', description: 'cpu', details: {} },
-    { name: 'tfjs-wasm', kind: 'peer', description: 'wasm', details: {} },
-  ],
-  cases: [
-    {
-      key: 'dwconv-s1-60@28/forward',
-      id: 'dwconv-s1-60@28',
-      suite: 'ops',
-      direction: 'forward',
-      title: 'depthwise conv',
-      flops: 850_000,
-      bytes: 2_000_000,
-    },
-  ],
-  results: [result('cpu', 1), result('tfjs-wasm', 0.05)],
-  seconds: 3,
-  bandwidth,
-});
+const record = (bandwidth: RunRecord['bandwidth']): RunRecord =>
+  testRecord({
+    targets: [
+      { name: 'cpu', kind: 'ours', description: 'cpu', details: {} },
+      { name: 'tfjs-wasm', kind: 'peer', description: 'wasm', details: {} },
+    ],
+    cases: [
+      {
+        key: 'dwconv-s1-60@28/forward',
+        id: 'dwconv-s1-60@28',
+        suite: 'ops',
+        direction: 'forward',
+        title: 'depthwise conv',
+        flops: 850_000,
+        bytes: 2_000_000,
+      },
+    ],
+    results: [result('cpu', 1), result('tfjs-wasm', 0.05)],
+    bandwidth,
+  });
 
 describe('memory traffic against the copy bandwidth', () => {
   it('measures a positive, finite copy bandwidth at both sizes', () => {

@@ -14,7 +14,7 @@ import {
   probeLoop,
   slowCore,
 } from '../../benchmarks/method/core.js';
-import { measure, type TimingOptions } from '../../benchmarks/method/timing.js';
+import { measure } from '../../benchmarks/method/timing.js';
 import { markdownReport } from '../../benchmarks/report/markdown.js';
 import { jsonLine, type RunRecord } from '../../benchmarks/report/record.js';
 import { svgChart } from '../../benchmarks/report/svg.js';
@@ -23,6 +23,7 @@ import { allCases, parseOptions, probeScale } from '../../benchmarks/runner/opti
 import { runTargets } from '../../benchmarks/runner/processes.js';
 import type { CaseResult } from '../../benchmarks/runner/result.js';
 import { getTarget } from '../../benchmarks/targets/registry.js';
+import { ONE_RUN, testRecord } from './fixtures.js';
 
 /**
  * The core-speed probe (benchmarks/method/core.ts): each timing records its probes, the runner compares
@@ -33,15 +34,6 @@ import { getTarget } from '../../benchmarks/targets/registry.js';
  * is ~1.8x; under a full parallel test run, raw probes have reached 3x).
  */
 
-const ONE_RUN: TimingOptions = {
-  minReps: 1,
-  maxReps: 1,
-  minTimeMs: 0,
-  maxTimeMs: 0,
-  warmupMaxMs: 0,
-  warmupMaxReps: 0,
-  busyThresholdCores: 1,
-};
 const sample = (wallMs: number) => ({ wallMs, cpuTimes: null, ownMicros: 0 });
 const tmp = mkdtempSync(join(os.tmpdir(), 'shuffle-core-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -187,35 +179,28 @@ describe('slow core in the reports', () => {
     flops: 275e6,
     bytes: 0,
   });
-  const record = (results: CaseResult[], probeScale?: [number, number]): RunRecord => ({
-    date: '2025-01-02T03:04:05.000Z',
-    machine: { name: 'test-2c', cpu: 'Test CPU', cpus: 2, memoryGiB: 4, os: 'Linux', node: 'v20', v8: '11', commit: 'abc' },
-    versions: {},
-    command: 'pnpm bench',
-    tiny: false,
-    batch: 1,
-    layout: 'NCHW',
-    timing: { ...ONE_RUN, slowCore: 1.25 },
-    baseline: 'cpu',
-    targets: [
-      { name: 'cpu', kind: 'ours', description: 'cpu', details: {} },
-      { name: 'tfjs-wasm', kind: 'peer', description: 'wasm', details: {} },
-    ],
-    cases: [
-      {
-        key: 'g3-1.0x@224-b1/forward',
-        id: 'g3-1.0x@224-b1',
-        suite: 'network',
-        direction: 'forward',
-        title: 'ShuffleNet v1 forward',
-        flops: 275e6,
-        bytes: 0,
-      },
-    ],
-    results,
-    seconds: 30,
-    core: { probe: 'a loop', calibrationMs: 7.2, referenceMs: 7, threshold: 1.25, rerun: true, probeScale },
-  });
+  const record = (results: CaseResult[], probeScale?: [number, number]): RunRecord =>
+    testRecord({
+      timing: { ...ONE_RUN, slowCore: 1.25 },
+      targets: [
+        { name: 'cpu', kind: 'ours', description: 'cpu', details: {} },
+        { name: 'tfjs-wasm', kind: 'peer', description: 'wasm', details: {} },
+      ],
+      cases: [
+        {
+          key: 'g3-1.0x@224-b1/forward',
+          id: 'g3-1.0x@224-b1',
+          suite: 'network',
+          direction: 'forward',
+          title: 'ShuffleNet v1 forward',
+          flops: 275e6,
+          bytes: 0,
+        },
+      ],
+      results,
+      seconds: 30,
+      core: { probe: 'a loop', calibrationMs: 7.2, referenceMs: 7, threshold: 1.25, rerun: true, probeScale },
+    });
 
   it('marks a slow-core time and the ratios with it, explains it in a footnote and in the method, keeps the raw time', () => {
     const rec = record([result('cpu', 120, 1.8), result('tfjs-wasm', 42, 1.02)]);

@@ -4,11 +4,11 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TimingOptions } from '../../benchmarks/method/timing.js';
 import { allCases } from '../../benchmarks/runner/options.js';
 import { runTargets } from '../../benchmarks/runner/processes.js';
 import type { CaseResult } from '../../benchmarks/runner/result.js';
 import { listTargets } from '../../benchmarks/targets/registry.js';
+import { ONE_RUN } from './fixtures.js';
 
 /**
  * The whole benchmark suite at tiny shapes: every case on every registered backend and peer, through
@@ -16,16 +16,6 @@ import { listTargets } from '../../benchmarks/targets/registry.js';
  * each). Every case's outputs must agree with the reference's within the case's tolerance. Times are
  * never asserted: each case runs once, which is its validation run.
  */
-
-const ONE_RUN: TimingOptions = {
-  minReps: 1,
-  maxReps: 1,
-  minTimeMs: 0,
-  maxTimeMs: 0,
-  warmupMaxMs: 0,
-  warmupMaxReps: 0,
-  busyThresholdCores: 1,
-};
 
 const cases = allCases({ tiny: true, batch: 1 });
 const targets = listTargets();

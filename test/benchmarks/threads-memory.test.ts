@@ -9,7 +9,7 @@ import { loadModels } from '../../benchmarks/cases/model.js';
 import { type MemoryUse, peakRss, resetPeakRss, watchMemory } from '../../benchmarks/method/memory.js';
 import type { HostOutputs } from '../../benchmarks/method/validate.js';
 import { markdownReport } from '../../benchmarks/report/markdown.js';
-import { jsonLine, type RunRecord } from '../../benchmarks/report/record.js';
+import { jsonLine } from '../../benchmarks/report/record.js';
 import { terminalTable } from '../../benchmarks/report/table.js';
 import { executeTarget } from '../../benchmarks/runner/execute.js';
 import { allCases } from '../../benchmarks/runner/options.js';
@@ -19,6 +19,7 @@ import type { CaseResult } from '../../benchmarks/runner/result.js';
 import { getTarget, listTargets } from '../../benchmarks/targets/registry.js';
 import { isUnsupported, type Prepared, type TargetDefinition, type Unsupported } from '../../benchmarks/targets/target.js';
 import { parallelJobs, setParallelMinMacs } from '../../packages/kernels/src/common/threads.js';
+import { ONE_RUN, testRecord } from './fixtures.js';
 
 /** The cpu-2t target and the memory figures of the whole-network cases, at tiny sizes. */
 
@@ -27,7 +28,6 @@ const MiB = 2 ** 20;
 const WasmMemory = (globalThis as unknown as { WebAssembly: { Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer } } })
   .WebAssembly.Memory;
 const cases = allCases({ tiny: true, batch: 1 });
-const ONE_RUN = { minReps: 1, maxReps: 1, minTimeMs: 0, maxTimeMs: 0, warmupMaxMs: 0, warmupMaxReps: 0, busyThresholdCores: 1 };
 
 async function run(
   target: string | TargetDefinition,
@@ -241,23 +241,13 @@ describe('memory of the whole-network cases', () => {
       flops: 1e9,
       bytes: 1e6,
     };
-    const record: RunRecord = {
-      date: '2025-01-02T03:04:05.000Z',
-      machine: { name: 'test-2c', cpu: 'Test CPU', cpus: 2, memoryGiB: 4, os: 'Linux', node: 'v20', v8: '11', commit: 'abc' },
-      versions: {},
-      command: 'pnpm bench',
-      tiny: false,
-      batch: 1,
-      layout: 'NCHW',
-      timing: ONE_RUN,
-      baseline: 'cpu',
+    const record = testRecord({
       targets: [{ name: 'cpu', kind: 'ours', description: 'cpu', details: { threads: '1' } }],
       cases: [
         { key: result.caseKey, id: result.caseId, suite: 'train', direction: 'train', title: 'training step', flops: 1e9, bytes: 1e6 },
       ],
       results: [result],
-      seconds: 1,
-    };
+    });
     expect(terminalTable(record)).toMatch(/peak RSS[^\n]*\n[\s\S]*g3-1\.0x@224-b8\/train\s+300 MiB \(\+200 MiB\)/);
     const md = markdownReport(record, null);
     expect(md).toContain('### Peak memory');
