@@ -3,7 +3,7 @@ import { measureCopyBandwidth } from '../../benchmarks/method/bandwidth.js';
 import { markdownReport } from '../../benchmarks/report/markdown.js';
 import type { RunRecord } from '../../benchmarks/report/record.js';
 import type { CaseResult } from '../../benchmarks/runner/result.js';
-import { testRecord } from './fixtures.js';
+import { testRecord, testTiming } from './fixtures.js';
 
 /*
  * The copy bandwidth a run measures, and the op suite's memory-traffic table that compares each case's
@@ -19,16 +19,7 @@ const result = (target: string, medianMs: number): CaseResult => ({
   direction: 'forward',
   title: 'depthwise conv',
   status: 'ok',
-  timing: {
-    medianMs,
-    minMs: medianMs,
-    maxMs: medianMs,
-    reps: 10,
-    warmupReps: 3,
-    settled: true,
-    single: false,
-    load: { cpus: 2, ownCores: 1, othersCores: 0, busy: false },
-  },
+  timing: testTiming(medianMs),
   flops: 850_000,
   bytes: 2_000_000,
 });

@@ -23,7 +23,7 @@ import { allCases, parseOptions, probeScale } from '../../benchmarks/runner/opti
 import { runTargets } from '../../benchmarks/runner/processes.js';
 import type { CaseResult } from '../../benchmarks/runner/result.js';
 import { getTarget } from '../../benchmarks/targets/registry.js';
-import { ONE_RUN, testRecord } from './fixtures.js';
+import { ONE_RUN, testRecord, testTiming } from './fixtures.js';
 
 /**
  * The core-speed probe (benchmarks/method/core.ts): each timing records its probes, the runner compares
@@ -165,17 +165,9 @@ describe('slow core in the reports', () => {
     direction: 'forward',
     title: 'ShuffleNet v1 forward',
     status: 'ok',
-    timing: {
-      medianMs,
-      minMs: medianMs * 0.9,
-      maxMs: medianMs * 1.1,
-      reps: 10,
-      warmupReps: 3,
-      settled: true,
-      single: false,
-      load: { cpus: 2, ownCores: 1, othersCores: 0, busy: false },
+    timing: testTiming(medianMs, {
       core: slowdown === null ? undefined : { probesMs: [7 * slowdown, 7 * slowdown], referenceMs: 7, slowdown, slow: slowdown > 1.25 },
-    },
+    }),
     flops: 275e6,
     bytes: 0,
   });

@@ -1,4 +1,4 @@
-import type { TimingOptions } from '../../benchmarks/method/timing.js';
+import type { Timing, TimingOptions } from '../../benchmarks/method/timing.js';
 import type { RunRecord } from '../../benchmarks/report/record.js';
 
 /** Timing bounds for one untimed run per case: the validation run, no warm-up. */
@@ -11,6 +11,21 @@ export const ONE_RUN: TimingOptions = {
   warmupMaxReps: 0,
   busyThresholdCores: 1,
 };
+
+/** A settled timing of 10 runs on an idle machine, min and max 10% either side of `medianMs`; `fields` override. */
+export function testTiming(medianMs: number, fields: Partial<Timing> = {}): Timing {
+  return {
+    medianMs,
+    minMs: medianMs * 0.9,
+    maxMs: medianMs * 1.1,
+    reps: 10,
+    warmupReps: 3,
+    settled: true,
+    single: false,
+    load: { cpus: 2, ownCores: 1, othersCores: 0, busy: false },
+    ...fields,
+  };
+}
 
 /**
  * A RunRecord for the report tests: a fixed date, machine and command with one-run timing, and the
